@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# The MAI-Image gateway, and (target `emulator`) the offline fal stand-in used by docker-compose.
+#   docker build -t mai-image-gateway .                        # the gateway (last stage)
+#   docker build --target emulator -t mai-image-fal-emulator .
+# The build stages run on the builder's own platform and publish for the target architecture,
+# so a multi-platform build does not emulate the SDK.
+
+FROM --platform=$BUILDPLATFORM mcr.microsoft.com/dotnet/sdk:10.0 AS restore
+ARG TARGETARCH
+WORKDIR /src
+# Project files and build settings first: this layer, and the restore below, stay cached until
+# a package or a project reference changes.
+COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
+COPY src/Gateway/Gateway.csproj src/Gateway/
+COPY src/FalEmulator/FalEmulator.csproj src/FalEmulator/
+# Restoring the gateway restores the emulator too (the gateway references it).
+RUN dotnet restore src/Gateway/Gateway.csproj -a $TARGETARCH
+
+FROM restore AS source
+COPY appsettings.json ./
+COPY src/ src/
+
+FROM source AS publish-gateway
+ARG TARGETARCH
+RUN dotnet publish src/Gateway -c Release --no-restore -a $TARGETARCH -p:UseAppHost=false -o /app
+
+FROM source AS publish-emulator
+ARG TARGETARCH
+RUN dotnet publish src/FalEmulator -c Release --no-restore -a $TARGETARCH -p:UseAppHost=false -o /app
+
+# The offline fal stand-in (docker-compose profile `offline`); never deployed to a cluster.
+FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS emulator
+WORKDIR /app
+COPY --from=publish-emulator /app .
+ENV ASPNETCORE_URLS=http://+:8080
+EXPOSE 8080
+USER $APP_UID
+ENTRYPOINT ["dotnet", "FalEmulator.dll"]
+
+# The gateway. Last, so that a plain `docker build .` produces it.
+FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS gateway
+WORKDIR /app
+COPY --from=publish-gateway /app .
+ENV ASPNETCORE_HTTP_PORTS=8080
+EXPOSE 8080
+# The image's unprivileged `app` user (UID 1654); numeric, so Kubernetes' runAsNonRoot can verify it.
+USER $APP_UID
+ENTRYPOINT ["dotnet", "Gateway.dll"]
