@@ -32,10 +32,11 @@ RUN dotnet publish src/FalEmulator -c Release --no-restore -a $TARGETARCH -p:Use
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS emulator
 WORKDIR /app
 COPY --from=publish-emulator /app .
-ENV ASPNETCORE_URLS=http://+:8080
 EXPOSE 8080
 USER $APP_UID
-ENTRYPOINT ["dotnet", "FalEmulator.dll"]
+# The stand-in reads its address from --urls (its own configuration, not ASPNETCORE_*) and
+# otherwise binds loopback only.
+ENTRYPOINT ["dotnet", "FalEmulator.dll", "--urls", "http://+:8080"]
 
 # The gateway. Last, so that a plain `docker build .` produces it.
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS gateway
