@@ -122,8 +122,8 @@ internal sealed partial class JobScheduler(
 
     public void Dispose()
     {
+        // Cancel only: background work may still read the token, and the host disposes twice (explicitly, then DI).
         _stopping.Cancel();
-        _stopping.Dispose();
     }
 
     private async Task MakeEligible(Job job)

@@ -34,8 +34,8 @@ internal sealed partial class WebhookSender(
 
     public void Dispose()
     {
+        // Cancel only: background work may still read the token, and the host disposes twice (explicitly, then DI).
         _stopping.Cancel();
-        _stopping.Dispose();
         _http.Dispose();
     }
 
