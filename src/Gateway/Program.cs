@@ -1,6 +1,27 @@
+using Gateway.Clients;
+using Gateway.Generations;
+using Gateway.Hosting;
+using Gateway.Storage;
+using Gateway.Upstream;
+
 var builder = WebApplication.CreateBuilder(args);
+
+builder.AddGatewayHosting();
+builder.AddClientAuthentication();
+builder.AddGenerationStore();
+builder.AddFalUpstream();
+builder.AddGenerations();
+
 var app = builder.Build();
-app.MapGet("/health/live", () => "ok");
+
+app.UseGatewayHosting();
+app.UseAuthentication();
+app.UseAuthorization();
+
+app.MapGatewayHosting();
+app.MapGenerations();
+
 app.Run();
 
+/// <summary>The entry point, visible to the tests' WebApplicationFactory.</summary>
 public partial class Program;

@@ -1,0 +1,76 @@
+using System.Security.Claims;
+using System.Text.Encodings.Web;
+using Gateway.Hosting;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Clients;
+
+/// <summary>Authenticates internal clients by their key: <c>Authorization: Bearer &lt;key&gt;</c> or <c>X-Api-Key: &lt;key&gt;</c>.</summary>
+internal sealed class ClientKeyAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options,
+    ILoggerFactory loggerFactory,
+    UrlEncoder encoder,
+    ClientRegistry registry,
+    IProblemDetailsService problems)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, loggerFactory, encoder)
+{
+    public const string SchemeName = "ClientKey";
+    public const string ApiKeyHeader = "X-Api-Key";
+
+    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        if (PresentedKey(Request) is not { } key)
+        {
+            return Task.FromResult(AuthenticateResult.NoResult());
+        }
+
+        if (registry.FindClient(key) is not { } client)
+        {
+            return Task.FromResult(AuthenticateResult.Fail("Unknown client key."));
+        }
+
+        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, client)], SchemeName);
+        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
+    }
+
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        Response.StatusCode = StatusCodes.Status401Unauthorized;
+        Response.Headers.WWWAuthenticate = "Bearer realm=\"mai-image-gateway\"";
+        await problems.WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = Context,
+            ProblemDetails = new ProblemDetails
+            {
+                Type = ProblemTypes.For("unauthorized"),
+                Title = "A valid client key is required",
+                Status = StatusCodes.Status401Unauthorized,
+                Detail = PresentedKey(Request) is null
+                    ? "Send your client key as Authorization: Bearer <key> or X-Api-Key: <key>."
+                    : "The client key is not known to this gateway.",
+            },
+        });
+    }
+
+    /// <summary>The key the caller presented, if any; these headers are consumed here and never forwarded.</summary>
+    internal static string? PresentedKey(HttpRequest request)
+    {
+        if (request.Headers.TryGetValue(ApiKeyHeader, out var apiKey) && !string.IsNullOrWhiteSpace(apiKey))
+        {
+            return apiKey.ToString().Trim();
+        }
+
+        var authorization = request.Headers.Authorization.ToString();
+        return authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && authorization.Length > 7
+            ? authorization[7..].Trim()
+            : null;
+    }
+}
+
+internal static class ClaimsPrincipalExtensions
+{
+    public static string ClientName(this ClaimsPrincipal user) =>
+        user.Identity?.Name ?? throw new InvalidOperationException("The route requires an authenticated client.");
+}

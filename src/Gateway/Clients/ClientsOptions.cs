@@ -1,0 +1,58 @@
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Clients;
+
+/// <summary>One internal client (section <c>Clients:{name}</c>).</summary>
+public sealed class ClientOptions
+{
+    /// <summary>The client's key as lowercase hex SHA-256; the key itself is never configured.</summary>
+    public string? KeySha256 { get; set; }
+
+    public int? RequestsPerMinute { get; set; }
+    public int? ImagesPerDay { get; set; }
+}
+
+/// <summary>Every configured client, by name (section <c>Clients</c>).</summary>
+public sealed class ClientsOptions
+{
+    public const string SectionName = "Clients";
+
+    public Dictionary<string, ClientOptions> Clients { get; } = new(StringComparer.Ordinal);
+}
+
+internal sealed partial class ClientsOptionsValidator(IHostEnvironment environment) : IValidateOptions<ClientsOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ClientsOptions options)
+    {
+        var failures = new List<string>();
+        if (options.Clients.Count == 0 && !environment.IsDevelopment())
+        {
+            failures.Add("No clients are configured: set Clients__{name}__KeySha256 to the lowercase hex SHA-256 of each client's key "
+                + "(e.g. Clients__web__KeySha256=$(printf %s \"$KEY\" | sha256sum | cut -d' ' -f1)).");
+        }
+
+        foreach (var (client, settings) in options.Clients)
+        {
+            if (settings.KeySha256 is null || !Sha256Hex().IsMatch(settings.KeySha256))
+            {
+                failures.Add($"Clients__{client}__KeySha256 must be 64 lowercase hex characters (the SHA-256 of the key, not the key).");
+            }
+
+            if (settings.RequestsPerMinute is <= 0)
+            {
+                failures.Add($"Clients__{client}__RequestsPerMinute must be positive.");
+            }
+
+            if (settings.ImagesPerDay is <= 0)
+            {
+                failures.Add($"Clients__{client}__ImagesPerDay must be positive.");
+            }
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    [GeneratedRegex("^[0-9a-f]{64}$")]
+    private static partial Regex Sha256Hex();
+}

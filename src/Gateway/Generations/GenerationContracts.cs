@@ -1,0 +1,193 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Gateway.Hosting;
+using Gateway.Upstream;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Generations;
+
+public static class GenerationStatus
+{
+    public const string InQueue = "IN_QUEUE";
+    public const string InProgress = "IN_PROGRESS";
+    public const string Completed = "COMPLETED";
+    public const string Failed = "FAILED";
+
+    public static bool IsTerminal(string status) => status is Completed or Failed;
+}
+
+/// <summary>Fields both models take. Unknown fields are refused, naming each one.</summary>
+public abstract class ImageRequest : IValidatableObject
+{
+    /// <summary>What the image should show.</summary>
+    /// <example>A lighthouse on a cliff at dusk, photorealistic</example>
+    [Required(ErrorMessage = "prompt is required and must not be blank.")]
+    public string? Prompt { get; init; }
+
+    /// <summary>How many images to make (each is billed).</summary>
+    /// <example>1</example>
+    [Range(1, 4, ErrorMessage = "num_images must be from 1 to 4.")]
+    [DefaultValue(1)]
+    public int? NumImages { get; init; }
+
+    /// <summary>The image format.</summary>
+    /// <example>png</example>
+    [AllowedValues(null, "jpeg", "png", "webp", ErrorMessage = "output_format must be one of: jpeg, png, webp.")]
+    [DefaultValue("png")]
+    public string? OutputFormat { get; init; }
+
+    /// <summary>True: images come back as data URIs and fal keeps no request history.</summary>
+    /// <example>false</example>
+    [DefaultValue(false)]
+    public bool? SyncMode { get; init; }
+
+    /// <summary>Anything else the caller sent; every entry is refused by validation.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? UnknownFields { get; set; }
+
+    public virtual IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        var options = (validationContext.GetService(typeof(IOptions<GatewayOptions>)) as IOptions<GatewayOptions>)?.Value ?? new GatewayOptions();
+        if (Prompt is { Length: > 0 } prompt && prompt.Length > options.MaxPromptLength)
+        {
+            yield return new ValidationResult(
+                $"prompt must be at most {options.MaxPromptLength} characters (it has {prompt.Length}).", ["prompt"]);
+        }
+
+        foreach (var name in UnknownFields?.Keys ?? Enumerable.Empty<string>())
+        {
+            yield return new ValidationResult($"'{name}' is not a field of this request.", [name]);
+        }
+    }
+
+    internal abstract FalImageInput ToFalInput();
+}
+
+/// <summary>A text-to-image job for <c>microsoft/mai-image-2.5</c>.</summary>
+public sealed class GenerateRequest : ImageRequest
+{
+    /// <summary>The shape of the image; <c>auto</c> lets the model choose.</summary>
+    /// <example>16:9</example>
+    [AllowedValues(null, "auto", "21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16",
+        ErrorMessage = "aspect_ratio must be one of: auto, 21:9, 16:9, 3:2, 4:3, 5:4, 1:1, 4:5, 3:4, 2:3, 9:16.")]
+    [DefaultValue("auto")]
+    public string? AspectRatio { get; init; }
+
+    internal override FalImageInput ToFalInput() =>
+        new(Prompt!, null, NumImages, AspectRatio, OutputFormat, SyncMode);
+}
+
+/// <summary>An image-edit job for <c>microsoft/mai-image-2.5/edit</c>.</summary>
+public sealed class EditRequest : ImageRequest
+{
+    /// <summary>The images to edit: http(s) URLs (e.g. from <c>POST /v1/files</c>) or <c>data:image/…;base64,</c> URIs.</summary>
+    /// <example>["https://v3.fal.media/files/example/input.png"]</example>
+    [Required(ErrorMessage = "image_urls is required: give at least one image URL.")]
+    [MinLength(1, ErrorMessage = "image_urls must hold at least one image URL.")]
+    public IReadOnlyList<string>? ImageUrls { get; init; }
+
+    /// <summary>The shape of the image; <c>auto</c> matches the input.</summary>
+    /// <example>auto</example>
+    [AllowedValues(null, "auto", "1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3",
+        ErrorMessage = "aspect_ratio must be one of: auto, 1:1, 4:3, 3:4, 16:9, 9:16, 3:2, 2:3.")]
+    [DefaultValue("auto")]
+    public string? AspectRatio { get; init; }
+
+    public override IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        foreach (var result in base.Validate(validationContext))
+        {
+            yield return result;
+        }
+
+        var options = (validationContext.GetService(typeof(IOptions<GatewayOptions>)) as IOptions<GatewayOptions>)?.Value ?? new GatewayOptions();
+        var urls = ImageUrls ?? [];
+        if (urls.Count > options.MaxImageUrls)
+        {
+            yield return new ValidationResult($"image_urls may hold at most {options.MaxImageUrls} images.", ["image_urls"]);
+        }
+
+        for (var i = 0; i < urls.Count; i++)
+        {
+            if (ImageUrlRules.Check(urls[i], options.MaxImageDataUriBytes) is { } problem)
+            {
+                yield return new ValidationResult(problem, [$"image_urls[{i}]"]);
+            }
+        }
+    }
+
+    internal override FalImageInput ToFalInput() =>
+        new(Prompt!, ImageUrls, NumImages, AspectRatio, OutputFormat, SyncMode);
+}
+
+/// <summary>Exactly what goes to fal: only the fields the caller set, named as fal names them.</summary>
+internal sealed record FalImageInput(
+    string Prompt,
+    IReadOnlyList<string>? ImageUrls,
+    int? NumImages,
+    string? AspectRatio,
+    string? OutputFormat,
+    bool? SyncMode);
+
+/// <summary>A generation job: its status, and its result or error once it has ended.</summary>
+/// <param name="Id">fal's request id.</param>
+/// <param name="Model">The fal model the job runs on.</param>
+/// <param name="Status">IN_QUEUE, IN_PROGRESS, COMPLETED or FAILED.</param>
+/// <param name="QueuePosition">0-based place in fal's queue while IN_QUEUE.</param>
+/// <param name="CreatedAt">When the gateway accepted the job.</param>
+/// <param name="CompletedAt">When the job ended.</param>
+/// <param name="Error">The failure, as a problem, when FAILED.</param>
+/// <param name="Links">Where to follow the job.</param>
+/// <param name="Result">The images, present only when COMPLETED.</param>
+public sealed record GenerationResponse(
+    string Id,
+    string Model,
+    string Status,
+    int? QueuePosition,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? CompletedAt,
+    GenerationError? Error,
+    GenerationLinks Links,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ImageResult? Result = null);
+
+/// <summary>The model's output.</summary>
+public sealed record ImageResult(IReadOnlyList<ImageFile> Images, string? Description);
+
+/// <summary>One generated image.</summary>
+public sealed record ImageFile(string Url, string? ContentType, string? FileName, long? FileSize, int? Width, int? Height);
+
+/// <summary>Why a generation failed, as a problem (RFC 9457) with fal's status code and field errors.</summary>
+public sealed record GenerationError(
+    string Type,
+    string Title,
+    int Status,
+    string Detail,
+    int? FalStatus,
+    string? FalErrorType,
+    IReadOnlyDictionary<string, string[]>? Errors)
+{
+    internal static GenerationError From(FalFailure failure) => new(
+        ProblemTypes.For(failure.ProblemSlug), failure.Title, (int)failure.GatewayStatus, failure.Detail,
+        failure.FalStatusCode, failure.ErrorType, failure.Errors);
+}
+
+public sealed record GenerationLinks(string Self, string Status, string Result, string Events, string Cancel)
+{
+    internal static GenerationLinks For(string id)
+    {
+        var self = $"/v1/generations/{Uri.EscapeDataString(id)}";
+        return new GenerationLinks(self, self + "/status", self + "/result", self + "/events", self + "/cancel");
+    }
+}
+
+/// <summary>Status only: cheap, safe to poll every 100 ms.</summary>
+public sealed record StatusResponse(
+    string Id,
+    string Status,
+    int? QueuePosition,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<FalLog>? Logs,
+    GenerationLinks Links);
+
+public sealed record CancelResponse(string Status);

@@ -1,0 +1,137 @@
+using System.Security.Claims;
+using Gateway.Clients;
+using Gateway.Hosting;
+using Gateway.Upstream;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Gateway.Generations;
+
+internal static class GenerationEndpoints
+{
+    public static RouteGroupBuilder MapGenerations(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1").RequireAuthorization().WithTags("Generations");
+
+        group.MapPost("/generations", SubmitGeneration)
+            .WithName(nameof(SubmitGeneration))
+            .WithSummary("Submit a text-to-image job")
+            .WithDescription("Validates the input, submits it to fal's queue and answers 202 with the Generation and its Location.")
+            .Accepts<GenerateRequest>("application/json")
+            .ProducesValidationProblem()
+            .ProducesUpstreamProblems();
+
+        group.MapPost("/edits", SubmitEdit)
+            .WithName(nameof(SubmitEdit))
+            .WithSummary("Submit an image-edit job")
+            .Accepts<EditRequest>("application/json")
+            .ProducesValidationProblem()
+            .ProducesUpstreamProblems();
+
+        group.MapGet("/generations/{id}", GetGeneration)
+            .WithName(nameof(GetGeneration))
+            .WithSummary("The job: status, and result or error once done")
+            .ProducesUpstreamProblems();
+
+        group.MapGet("/generations/{id}/status", GetGenerationStatus)
+            .WithName(nameof(GetGenerationStatus))
+            .WithSummary("Status only; cheap, safe to poll every 100 ms")
+            .ProducesUpstreamProblems();
+
+        group.MapGet("/generations/{id}/result", GetGenerationResult)
+            .WithName(nameof(GetGenerationResult))
+            .WithSummary("The result; 202 with Retry-After while pending; the failure as a problem once failed")
+            .ProducesUpstreamProblems();
+
+        group.MapPost("/generations/{id}/cancel", CancelGeneration)
+            .WithName(nameof(CancelGeneration))
+            .WithSummary("Ask fal to cancel the job (it may still complete)")
+            .ProducesUpstreamProblems();
+
+        return group;
+    }
+
+    public static async Task<Accepted<GenerationResponse>> SubmitGeneration(
+        GenerateRequest request, ClaimsPrincipal user, GenerationService service)
+    {
+        var record = await service.SubmitAsync(user.ClientName(), service.GenerateModel, request);
+        var links = GenerationLinks.For(record.Id);
+        return TypedResults.Accepted(links.Self, GenerationMapper.ToResponse(record, null));
+    }
+
+    public static async Task<Accepted<GenerationResponse>> SubmitEdit(
+        EditRequest request, ClaimsPrincipal user, GenerationService service)
+    {
+        var record = await service.SubmitAsync(user.ClientName(), service.EditModel, request);
+        var links = GenerationLinks.For(record.Id);
+        return TypedResults.Accepted(links.Self, GenerationMapper.ToResponse(record, null));
+    }
+
+    public static async Task<Results<GenerationJson, ProblemHttpResult>> GetGeneration(
+        string id, ClaimsPrincipal user, GenerationService service, CancellationToken cancellationToken)
+    {
+        if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
+        {
+            return Problems.GenerationNotFound(id);
+        }
+
+        var snapshot = await service.ObserveAsync(record, logs: false, cancellationToken);
+        var result = snapshot.Record.Status == GenerationStatus.Completed ? await service.GetResultAsync(id, cancellationToken) : null;
+        return new GenerationJson(GenerationMapper.ToResponse(snapshot.Record, snapshot.Live), result, (i, ct) => service.GetBlobAsync(id, i, ct));
+    }
+
+    public static async Task<Results<Ok<StatusResponse>, ProblemHttpResult>> GetGenerationStatus(
+        string id, ClaimsPrincipal user, GenerationService service, CancellationToken cancellationToken, bool logs = false)
+    {
+        if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
+        {
+            return Problems.GenerationNotFound(id);
+        }
+
+        var snapshot = await service.ObserveAsync(record, logs, cancellationToken);
+        return TypedResults.Ok(GenerationMapper.ToStatus(snapshot, logs));
+    }
+
+    public static async Task<Results<ResultJson, Accepted<StatusResponse>, ProblemHttpResult>> GetGenerationResult(
+        string id, ClaimsPrincipal user, GenerationService service, HttpResponse response, CancellationToken cancellationToken)
+    {
+        if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
+        {
+            return Problems.GenerationNotFound(id);
+        }
+
+        var snapshot = await service.ObserveAsync(record, logs: false, cancellationToken);
+        switch (snapshot.Record.Status)
+        {
+            case GenerationStatus.Completed:
+                var result = await service.GetResultAsync(id, cancellationToken);
+                return result is null
+                    ? Problems.ResultExpired(id)
+                    : new ResultJson(result, (i, ct) => service.GetBlobAsync(id, i, ct));
+            case GenerationStatus.Failed:
+                return Problems.FromGenerationError(snapshot.Record.Error!);
+            default:
+                response.Headers.RetryAfter = "1";
+                var status = GenerationMapper.ToStatus(snapshot, logs: false);
+                return TypedResults.Accepted(status.Links.Result, status);
+        }
+    }
+
+    public static async Task<Results<Accepted<CancelResponse>, ProblemHttpResult>> CancelGeneration(
+        string id, ClaimsPrincipal user, GenerationService service, CancellationToken cancellationToken)
+    {
+        if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
+        {
+            return Problems.GenerationNotFound(id);
+        }
+
+        return await service.CancelAsync(record, cancellationToken) switch
+        {
+            FalCancelOutcome.AlreadyCompleted => TypedResults.Problem(
+                title: "The generation has already ended",
+                detail: $"Generation '{id}' has already completed and cannot be cancelled.",
+                statusCode: StatusCodes.Status409Conflict,
+                type: ProblemTypes.For("already-completed")),
+            _ => TypedResults.Accepted(GenerationLinks.For(id).Self, new CancelResponse("CANCELLATION_REQUESTED")),
+        };
+    }
+}

@@ -1,0 +1,207 @@
+using System.Text.Json;
+using Gateway.Hosting;
+using Gateway.Storage;
+using Gateway.Upstream;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Generations;
+
+/// <summary>A generation as seen now: the stored record, fal's live status while it runs, and its result once done.</summary>
+internal sealed record GenerationSnapshot(GenerationRecord Record, FalStatus? Live);
+
+/// <summary>Submits jobs to fal, answers reads from the store, and turns fal's COMPLETED into a stored terminal result exactly once.</summary>
+internal sealed partial class GenerationService(
+    FalQueueClient fal,
+    IGenerationStore store,
+    RequestCoalescer coalescer,
+    IOptions<GatewayOptions> gatewayOptions,
+    IOptions<FalOptions> falOptions,
+    TimeProvider time,
+    ILogger<GenerationService> logger)
+{
+    private static readonly TimeSpan ResultLease = TimeSpan.FromSeconds(60);
+
+    public string GenerateModel => falOptions.Value.Model;
+
+    public string EditModel => falOptions.Value.EditModel;
+
+    public async Task<GenerationRecord> SubmitAsync(string client, string endpointId, ImageRequest request)
+    {
+        var input = JsonSerializer.SerializeToUtf8Bytes(request.ToFalInput(), FalInputJsonContext.Default.FalImageInput);
+        var publicBase = gatewayOptions.Value.PublicBaseUrl;
+        var webhook = string.IsNullOrEmpty(publicBase) ? null : $"{publicBase.TrimEnd('/')}/v1/webhooks/fal";
+
+        // Once the bytes may have left, nothing cancels or repeats the submit: fal would bill a second job.
+        var submitted = await fal.SubmitAsync(endpointId, input, webhook, CancellationToken.None);
+        var record = new GenerationRecord
+        {
+            Id = submitted.RequestId,
+            Client = client,
+            Model = endpointId,
+            Status = GenerationStatus.InQueue,
+            QueuePosition = submitted.QueuePosition,
+            CreatedAt = time.GetUtcNow(),
+            StatusUrl = QueueUrl(submitted.StatusUrl, submitted.RequestId, "/status"),
+            ResponseUrl = QueueUrl(submitted.ResponseUrl, submitted.RequestId, ""),
+            CancelUrl = QueueUrl(submitted.CancelUrl, submitted.RequestId, "/cancel"),
+            NumImages = request.NumImages ?? 1,
+            SyncMode = request.SyncMode ?? false,
+        };
+        await store.CreateAsync(record, CancellationToken.None);
+        LogSubmitted(logger, record.Id, client, endpointId, record.NumImages);
+        return record;
+    }
+
+    /// <summary>The caller's generation, or null when it does not exist or belongs to another client.</summary>
+    public async Task<GenerationRecord?> FindAsync(string client, string id, CancellationToken cancellationToken) =>
+        await store.GetAsync(id, cancellationToken) is { } record && record.Client == client ? record : null;
+
+    /// <summary>Brings a pending generation up to date with fal (status cached and coalesced per replica).</summary>
+    public async Task<GenerationSnapshot> ObserveAsync(GenerationRecord record, bool logs, CancellationToken cancellationToken)
+    {
+        if (record.IsTerminal)
+        {
+            return new GenerationSnapshot(record, null);
+        }
+
+        var status = await coalescer.RunAsync(
+            $"status:{record.Id}:{logs}", gatewayOptions.Value.StatusCacheTtl,
+            ct => fal.GetStatusAsync(record.StatusUrl, logs, ct), cancellationToken);
+        if (status.Status == FalStatus.Completed)
+        {
+            record = await EnsureCompletedAsync(record, status, cancellationToken);
+        }
+
+        return new GenerationSnapshot(record, status);
+    }
+
+    public Task<StoredResult?> GetResultAsync(string id, CancellationToken cancellationToken) =>
+        store.GetResultAsync(id, cancellationToken);
+
+    public Task<byte[]?> GetBlobAsync(string id, int index, CancellationToken cancellationToken) =>
+        store.GetBlobAsync(id, index, cancellationToken);
+
+    public async Task<FalCancelOutcome> CancelAsync(GenerationRecord record, CancellationToken cancellationToken) =>
+        record.IsTerminal ? FalCancelOutcome.AlreadyCompleted : await fal.CancelAsync(record.CancelUrl, cancellationToken);
+
+    /// <summary>Fetches and stores the terminal result once: coalesced on this replica, leased across replicas.</summary>
+    public Task<GenerationRecord> EnsureCompletedAsync(GenerationRecord record, FalStatus status, CancellationToken cancellationToken) =>
+        coalescer.RunAsync($"complete:{record.Id}", TimeSpan.Zero, ct => CompleteOnceAsync(record, status, ct), cancellationToken);
+
+    private async Task<GenerationRecord> CompleteOnceAsync(GenerationRecord record, FalStatus status, CancellationToken cancellationToken)
+    {
+        var owner = Guid.NewGuid().ToString("N");
+        var deadline = time.GetUtcNow() + ResultLease;
+        while (true)
+        {
+            var current = await store.GetAsync(record.Id, cancellationToken) ?? record;
+            if (current.IsTerminal)
+            {
+                return current;
+            }
+
+            if (await store.TryAcquireLeaseAsync("result", record.Id, owner, ResultLease))
+            {
+                try
+                {
+                    current = await store.GetAsync(record.Id, cancellationToken) ?? record;
+                    if (current.IsTerminal)
+                    {
+                        return current;
+                    }
+
+                    var (terminal, result) = await FetchOutcomeAsync(current, status, cancellationToken);
+                    return await store.CompleteAsync(terminal, result, cancellationToken)
+                        ? terminal
+                        : await store.GetAsync(record.Id, cancellationToken) ?? terminal;
+                }
+                finally
+                {
+                    await store.ReleaseLeaseAsync("result", record.Id, owner);
+                }
+            }
+
+            if (time.GetUtcNow() > deadline)
+            {
+                throw new FalUpstreamException(new FalFailure(FalFailureKind.Timeout, null,
+                    "Another replica is still fetching this generation's result; try again shortly."));
+            }
+
+            // Another replica holds the lease and is fetching; its write will show up in the store.
+            await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken);
+        }
+    }
+
+    private async Task<(GenerationRecord Terminal, StoredResult? Result)> FetchOutcomeAsync(
+        GenerationRecord record, FalStatus status, CancellationToken cancellationToken)
+    {
+        FalResultBody body;
+        try
+        {
+            body = await fal.GetResultAsync(record.ResponseUrl, cancellationToken);
+        }
+        catch (FalUpstreamException) when (status.Error is not null)
+        {
+            // The job failed and fal cannot say more than its status did.
+            return (Failed(record, new FalFailure(FalFailureKind.JobFailed, null, status.Error, status.ErrorType)), null);
+        }
+
+        if (body.StatusCode is >= 200 and < 300 && status.Error is null)
+        {
+            try
+            {
+                var result = StoredResult.Encode(body.Body, gatewayOptions.Value.InlineResultMaxBytes);
+                LogCompleted(logger, record.Id, body.Body.Length);
+                return (record with { Status = GenerationStatus.Completed, QueuePosition = null, CompletedAt = time.GetUtcNow() }, result);
+            }
+            catch (JsonException)
+            {
+                return (Failed(record, new FalFailure(FalFailureKind.JobFailed, body.StatusCode, "fal's result was not valid JSON.")), null);
+            }
+        }
+
+        var (detail, errorType, fieldErrors) = FalQueueClient.ParseError(body.Body);
+        var failure = new FalFailure(
+            FalFailureKind.JobFailed,
+            body.StatusCode is >= 200 and < 300 ? null : body.StatusCode,
+            string.IsNullOrWhiteSpace(detail) ? status.Error ?? $"fal answered {body.StatusCode}." : detail,
+            status.ErrorType ?? errorType,
+            fieldErrors);
+        return (Failed(record, failure), null);
+    }
+
+    private GenerationRecord Failed(GenerationRecord record, FalFailure failure)
+    {
+        LogFailed(logger, record.Id, failure.FalStatusCode, failure.ErrorType);
+        return record with
+        {
+            Status = GenerationStatus.Failed,
+            QueuePosition = null,
+            CompletedAt = time.GetUtcNow(),
+            Error = GenerationError.From(failure),
+        };
+    }
+
+    /// <summary>fal's own URL when it points at the configured queue host, else the documented owner/app form.</summary>
+    private string QueueUrl(string? returned, string requestId, string suffix)
+    {
+        var options = falOptions.Value;
+        var queueBase = new Uri(options.QueueBaseUrl);
+        if (Uri.TryCreate(returned, UriKind.Absolute, out var uri)
+            && uri.Scheme == queueBase.Scheme && uri.Authority == queueBase.Authority && uri.AbsolutePath.EndsWith(requestId + suffix, StringComparison.Ordinal))
+        {
+            return uri.GetLeftPart(UriPartial.Path);
+        }
+
+        return $"{options.QueueBaseUrl.TrimEnd('/')}/{options.AppId}/requests/{Uri.EscapeDataString(requestId)}{suffix}";
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Submitted generation {GenerationId} for {Client} to {Model} ({NumImages} images)")]
+    private static partial void LogSubmitted(ILogger logger, string generationId, string client, string model, int numImages);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Generation {GenerationId} completed ({ResultBytes} bytes of result)")]
+    private static partial void LogCompleted(ILogger logger, string generationId, int resultBytes);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Generation {GenerationId} failed (fal status {FalStatus}, {ErrorType})")]
+    private static partial void LogFailed(ILogger logger, string generationId, int? falStatus, string? errorType);
+}

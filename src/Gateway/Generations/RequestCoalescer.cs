@@ -1,0 +1,82 @@
+using System.Collections.Concurrent;
+
+namespace Gateway.Generations;
+
+/// <summary>
+/// Runs one piece of work per key at a time on this replica and shares its answer: every caller that
+/// asks while it runs (and, for <c>cacheFor</c>, after it succeeded) gets the same task. Failures are
+/// not kept. This is what holds fal's status calls to one per generation per window, whatever the pollers.
+/// </summary>
+internal sealed class RequestCoalescer(TimeProvider time, IHostApplicationLifetime lifetime)
+{
+    private const int SweepThreshold = 10_000;
+    private readonly ConcurrentDictionary<string, Slot> _slots = new();
+
+    private sealed class Slot
+    {
+        public readonly TaskCompletionSource<object?> Completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public long FreshUntil = long.MaxValue; // a timestamp; MaxValue while running
+    }
+
+    public async Task<T> RunAsync<T>(string key, TimeSpan cacheFor, Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (_slots.TryGetValue(key, out var existing))
+            {
+                if (Volatile.Read(ref existing.FreshUntil) > time.GetTimestamp())
+                {
+                    return (T)(await existing.Completion.Task.WaitAsync(cancellationToken))!;
+                }
+
+                _slots.TryRemove(KeyValuePair.Create(key, existing));
+                continue;
+            }
+
+            var slot = new Slot();
+            if (!_slots.TryAdd(key, slot))
+            {
+                continue;
+            }
+
+            _ = RunSlotAsync(key, slot, cacheFor, work);
+            return (T)(await slot.Completion.Task.WaitAsync(cancellationToken))!;
+        }
+    }
+
+    private async Task RunSlotAsync<T>(string key, Slot slot, TimeSpan cacheFor, Func<CancellationToken, Task<T>> work)
+    {
+        try
+        {
+            // The shared work must not die with the first caller's request.
+            var value = await work(lifetime.ApplicationStopping);
+            if (cacheFor > TimeSpan.Zero)
+            {
+                Volatile.Write(ref slot.FreshUntil, time.GetTimestamp() + (long)(cacheFor.TotalSeconds * time.TimestampFrequency));
+            }
+            else
+            {
+                _slots.TryRemove(KeyValuePair.Create(key, slot));
+            }
+
+            slot.Completion.SetResult(value);
+        }
+        catch (Exception e)
+        {
+            _slots.TryRemove(KeyValuePair.Create(key, slot));
+            slot.Completion.SetException(e);
+        }
+
+        if (_slots.Count > SweepThreshold)
+        {
+            var now = time.GetTimestamp();
+            foreach (var (k, s) in _slots)
+            {
+                if (Volatile.Read(ref s.FreshUntil) <= now)
+                {
+                    _slots.TryRemove(KeyValuePair.Create(k, s));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+using System.Globalization;
+using System.Text.Json;
+using Gateway.Upstream;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Mvc;
+using StackExchange.Redis;
+
+namespace Gateway.Hosting;
+
+/// <summary>The one place where exceptions become problem details (and are logged).</summary>
+internal sealed partial class GatewayExceptionHandler(IProblemDetailsService problems, ILogger<GatewayExceptionHandler> logger) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    {
+        if (exception is OperationCanceledException && httpContext.RequestAborted.IsCancellationRequested)
+        {
+            httpContext.Response.StatusCode = 499; // the client went away; nobody reads this answer
+            return true;
+        }
+
+        var problem = exception switch
+        {
+            FalUpstreamException upstream => FromUpstream(httpContext, upstream.Failure),
+            BadHttpRequestException bad => FromBadRequest(bad),
+            RedisException => Unavailable(httpContext, "The gateway's store (Redis) is not reachable.", exception),
+            _ => Unexpected(exception),
+        };
+
+        httpContext.Response.StatusCode = problem.Status ?? StatusCodes.Status500InternalServerError;
+        return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = httpContext, ProblemDetails = problem, Exception = exception });
+    }
+
+    private ProblemDetails FromUpstream(HttpContext httpContext, FalFailure failure)
+    {
+        LogUpstream(logger, failure.Kind, failure.FalStatusCode, httpContext.Request.Path);
+        if (failure.RetryAfter is { } retryAfter)
+        {
+            httpContext.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        }
+
+        var problem = new ProblemDetails
+        {
+            Type = ProblemTypes.For(failure.ProblemSlug),
+            Title = failure.Title,
+            Status = (int)failure.GatewayStatus,
+            Detail = failure.Detail,
+        };
+        problem.Extensions["fal_status"] = failure.FalStatusCode;
+        if (failure.ErrorType is not null)
+        {
+            problem.Extensions["fal_error_type"] = failure.ErrorType;
+        }
+
+        if (failure.Errors is { } errors)
+        {
+            problem.Extensions["errors"] = errors;
+        }
+
+        return problem;
+    }
+
+    private static HttpValidationProblemDetails FromBadRequest(BadHttpRequestException exception)
+    {
+        var (field, message, slug) = exception switch
+        {
+            { StatusCode: StatusCodes.Status413PayloadTooLarge } =>
+                ("body", "The request body is larger than the gateway accepts.", "body-too-large"),
+            { StatusCode: StatusCodes.Status415UnsupportedMediaType } =>
+                ("Content-Type", "Send the body as JSON with Content-Type: application/json.", "unsupported-media-type"),
+            { InnerException: JsonException json } when json.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal) =>
+                (JsonField(json.Path), $"{JsonField(json.Path)} has a value of the wrong type.", "validation"),
+            { InnerException: JsonException json } =>
+                ("body", $"The request body is not valid JSON (line {json.LineNumber + 1}, byte {json.BytePositionInLine + 1}).", "malformed-json"),
+            _ when exception.Message.Contains("was not provided from body", StringComparison.Ordinal) =>
+                ("body", "A JSON object body is required.", "validation"),
+            _ => ("request", exception.Message, "bad-request"),
+        };
+
+        return new HttpValidationProblemDetails(new Dictionary<string, string[]> { [field] = [message] })
+        {
+            Type = ProblemTypes.For(slug),
+            Title = exception.StatusCode switch
+            {
+                StatusCodes.Status413PayloadTooLarge => "Request body too large",
+                StatusCodes.Status415UnsupportedMediaType => "Unsupported media type",
+                _ => "The request is not valid",
+            },
+            Status = exception.StatusCode,
+            Detail = message,
+        };
+    }
+
+    private static string JsonField(string? path) =>
+        string.IsNullOrEmpty(path) || path == "$" ? "body" : path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path.TrimStart('$');
+
+    private ProblemDetails Unavailable(HttpContext httpContext, string detail, Exception exception)
+    {
+        LogStoreUnavailable(logger, exception);
+        httpContext.Response.Headers.RetryAfter = "5";
+        return new ProblemDetails
+        {
+            Type = ProblemTypes.For("store-unavailable"),
+            Title = "Temporarily unavailable",
+            Status = StatusCodes.Status503ServiceUnavailable,
+            Detail = detail,
+        };
+    }
+
+    private ProblemDetails Unexpected(Exception exception)
+    {
+        LogUnexpected(logger, exception);
+        return new ProblemDetails
+        {
+            Type = ProblemTypes.For("internal"),
+            Title = "Unexpected error",
+            Status = StatusCodes.Status500InternalServerError,
+            Detail = "The gateway failed to handle the request; the trace id identifies it in the logs.",
+        };
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Upstream failure {Kind} (fal status {FalStatus}) on {Path}")]
+    private static partial void LogUpstream(ILogger logger, FalFailureKind kind, int? falStatus, PathString path);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The store is unavailable")]
+    private static partial void LogStoreUnavailable(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled exception")]
+    private static partial void LogUnexpected(ILogger logger, Exception exception);
+}

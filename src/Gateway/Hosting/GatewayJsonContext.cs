@@ -1,0 +1,19 @@
+using System.Text.Json.Serialization;
+using Gateway.Generations;
+
+namespace Gateway.Hosting;
+
+/// <summary>Every type the public API reads or writes; snake_case like fal's own schema.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(GenerateRequest))]
+[JsonSerializable(typeof(EditRequest))]
+[JsonSerializable(typeof(GenerationResponse))]
+[JsonSerializable(typeof(StatusResponse))]
+[JsonSerializable(typeof(CancelResponse))]
+[JsonSerializable(typeof(ImageResult))]
+internal sealed partial class GatewayJsonContext : JsonSerializerContext;
+
+/// <summary>What goes to fal: only the fields that are set.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(FalImageInput))]
+internal sealed partial class FalInputJsonContext : JsonSerializerContext;

@@ -1,0 +1,54 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Gateway.Hosting;
+
+/// <summary>The gateway's own settings (section <c>Gateway</c>).</summary>
+public sealed class GatewayOptions : IValidatableObject
+{
+    public const string SectionName = "Gateway";
+
+    /// <summary>The gateway's URL as fal can reach it; empty: no webhooks, the gateway polls fal itself.</summary>
+    public string? PublicBaseUrl { get; set; }
+
+    [Range(1, 100_000)]
+    public int MaxPromptLength { get; set; } = 4_000;
+
+    [Range(1, 64)]
+    public int MaxImageUrls { get; set; } = 10;
+
+    /// <summary>Largest decoded image accepted inside a <c>data:</c> URI in <c>image_urls</c>.</summary>
+    [Range(1, 256 * 1024 * 1024)]
+    public int MaxImageDataUriBytes { get; set; } = 10 * 1024 * 1024;
+
+    /// <summary>Largest request body on the JSON routes.</summary>
+    [Range(1024, 1024L * 1024 * 1024)]
+    public long MaxRequestBodyBytes { get; set; } = 32 * 1024 * 1024;
+
+    [Range(typeof(TimeSpan), "00:01:00", "365.00:00:00")]
+    public TimeSpan ResultTtl { get; set; } = TimeSpan.FromDays(7);
+
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
+    public TimeSpan StatusCacheTtl { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Results larger than this keep their data-URI images as separate binary values, not inline.</summary>
+    [Range(1024, 512 * 1024 * 1024)]
+    public int InlineResultMaxBytes { get; set; } = 256 * 1024;
+
+    [Range(0, 600)]
+    public int MaxWaitSeconds { get; set; } = 60;
+
+    public bool SwaggerEnabled { get; set; } = true;
+
+    /// <summary>Accepted as client <c>local</c> in Development when no clients are configured.</summary>
+    public string DevelopmentClientKey { get; set; } = "dev-local-key";
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (!string.IsNullOrEmpty(PublicBaseUrl)
+            && (!Uri.TryCreate(PublicBaseUrl, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https")))
+        {
+            yield return new ValidationResult(
+                $"Gateway__PublicBaseUrl must be an absolute http(s) URL, not '{PublicBaseUrl}'.", [nameof(PublicBaseUrl)]);
+        }
+    }
+}

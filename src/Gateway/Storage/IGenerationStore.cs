@@ -1,0 +1,26 @@
+namespace Gateway.Storage;
+
+/// <summary>Where generations, their owners and their terminal results live: Redis, or memory for one replica.</summary>
+internal interface IGenerationStore
+{
+    /// <summary>False for the in-memory store: state is lost on restart and not shared between replicas.</summary>
+    bool IsShared { get; }
+
+    Task CreateAsync(GenerationRecord record, CancellationToken cancellationToken);
+
+    Task<GenerationRecord?> GetAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Stores the terminal record and its result at once; false when the generation had already ended.</summary>
+    Task<bool> CompleteAsync(GenerationRecord terminal, StoredResult? result, CancellationToken cancellationToken);
+
+    Task<StoredResult?> GetResultAsync(string id, CancellationToken cancellationToken);
+
+    Task<byte[]?> GetBlobAsync(string id, int index, CancellationToken cancellationToken);
+
+    /// <summary>A short exclusive lease (e.g. "fetch the result of X"), so only one replica does a piece of work.</summary>
+    Task<bool> TryAcquireLeaseAsync(string purpose, string id, string owner, TimeSpan ttl);
+
+    Task ReleaseLeaseAsync(string purpose, string id, string owner);
+
+    Task<bool> IsHealthyAsync(CancellationToken cancellationToken);
+}

@@ -1,0 +1,61 @@
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using StackExchange.Redis;
+
+namespace Gateway.Storage;
+
+internal static class StorageExtensions
+{
+    public const string RedisConnectionName = "Redis";
+
+    /// <summary>Redis when <c>ConnectionStrings:Redis</c> is set, else the in-memory store (one replica only).</summary>
+    public static IHostApplicationBuilder AddGenerationStore(this IHostApplicationBuilder builder)
+    {
+        var connectionString = builder.Configuration.GetConnectionString(RedisConnectionName);
+        if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            builder.Services.AddSingleton<IGenerationStore, InMemoryGenerationStore>();
+            builder.Services.AddHostedService<InMemoryStoreAnnouncement>();
+        }
+        else
+        {
+            ConfigurationOptions redisOptions;
+            try
+            {
+                redisOptions = ConfigurationOptions.Parse(connectionString);
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidOperationException($"ConnectionStrings__Redis is not a valid StackExchange.Redis connection string: {e.Message}", e);
+            }
+
+            // Start even while Redis is down: readiness says so, and the client reconnects by itself.
+            redisOptions.AbortOnConnectFail = false;
+            redisOptions.ClientName ??= "mai-image-gateway";
+            builder.Services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(redisOptions));
+            builder.Services.AddSingleton<IGenerationStore, RedisGenerationStore>();
+        }
+
+        builder.Services.AddHealthChecks().AddCheck<StoreHealthCheck>("store", tags: ["ready"]);
+        return builder;
+    }
+
+    private sealed class StoreHealthCheck(IGenerationStore store) : IHealthCheck
+    {
+        public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+            await store.IsHealthyAsync(cancellationToken)
+                ? HealthCheckResult.Healthy(store.IsShared ? "Redis is reachable." : "In-memory store (one replica only).")
+                : HealthCheckResult.Unhealthy("Redis is not reachable.");
+    }
+
+    private sealed class InMemoryStoreAnnouncement(ILogger<InMemoryStoreAnnouncement> logger) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            logger.LogWarning(
+                "ConnectionStrings__Redis is empty: generations are kept in memory. Run one replica only; state is lost on restart.");
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

@@ -1,0 +1,65 @@
+using FalEmulator;
+using Microsoft.Extensions.Http.Resilience;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Upstream;
+
+internal static class UpstreamExtensions
+{
+    public static IHostApplicationBuilder AddFalUpstream(this IHostApplicationBuilder builder)
+    {
+        if (builder.Configuration.GetSection(FalOptions.SectionName).GetValue<bool>(nameof(FalOptions.UseEmulator)))
+        {
+            builder.StartInProcessEmulator();
+        }
+
+        builder.Services.AddOptions<FalOptions>()
+            .BindConfiguration(FalOptions.SectionName)
+            .Configure<IConfiguration>((options, configuration) =>
+            {
+                // fal's own clients read FAL_KEY, or FAL_KEY_ID + FAL_KEY_SECRET; so does the gateway.
+                if (string.IsNullOrWhiteSpace(options.Key) && string.IsNullOrWhiteSpace(options.KeyId))
+                {
+                    options.Key = configuration["FAL_KEY"];
+                    options.KeyId = configuration["FAL_KEY_ID"];
+                    options.KeySecret = configuration["FAL_KEY_SECRET"];
+                }
+            })
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+
+        builder.Services.AddHttpClient<FalQueueClient>()
+            .AddStandardResilienceHandler()
+            .Configure((resilience, services) =>
+            {
+                var fal = services.GetRequiredService<IOptions<FalOptions>>().Value;
+                // A submit that may have reached fal is never sent again: it would be billed twice.
+                resilience.Retry.DisableForUnsafeHttpMethods();
+                resilience.Retry.MaxRetryAttempts = Math.Max(1, fal.MaxReadRetries);
+                resilience.Retry.ShouldRetryAfterHeader = true;
+                resilience.AttemptTimeout.Timeout = fal.AttemptTimeout;
+                resilience.TotalRequestTimeout.Timeout = fal.TotalTimeout;
+                resilience.CircuitBreaker.SamplingDuration = TimeSpan.FromTicks(Math.Max(
+                    resilience.CircuitBreaker.SamplingDuration.Ticks, fal.AttemptTimeout.Ticks * 2));
+            });
+        return builder;
+    }
+
+    /// <summary>Development without a FAL key: the fal stand-in runs inside the gateway on a loopback port.</summary>
+    private static void StartInProcessEmulator(this IHostApplicationBuilder builder)
+    {
+        var emulatorOptions = new FalEmulatorOptions();
+        builder.Configuration.GetSection(FalEmulatorOptions.SectionName).Bind(emulatorOptions);
+        var emulator = FalEmulatorHost.StartAsync(emulatorOptions).GetAwaiter().GetResult();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Fal:QueueBaseUrl"] = emulator.QueueBaseUrl,
+            ["Fal:RestBaseUrl"] = emulator.RestBaseUrl,
+            ["Fal:RunBaseUrl"] = emulator.RunBaseUrl,
+            ["Fal:JwksUrl"] = emulator.JwksUrl,
+            ["Fal:Key"] = emulatorOptions.Key,
+        });
+        builder.Services.AddSingleton(_ => emulator); // disposed (stopped) with the container
+        Console.WriteLine($"fal stand-in running at {emulator.BaseUrl} (Fal:UseEmulator=true)");
+    }
+}
