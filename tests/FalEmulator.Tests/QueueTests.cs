@@ -42,7 +42,7 @@ public sealed class QueueTests
         await using var emulator = await Emulator.Start(o =>
         {
             o.MaxConcurrent = 1;
-            o.RunTime = TimeSpan.FromSeconds(3);
+            o.RunTime = TimeSpan.FromSeconds(30);
         });
 
         var first = await emulator.Accepted(new { prompt = "one" });
@@ -410,6 +410,7 @@ public sealed class QueueTests
     {
         var url = submitted.GetProperty("status_url").GetString() + query;
         var deadline = DateTime.UtcNow.AddSeconds(10);
+        var last = "";
         while (DateTime.UtcNow < deadline)
         {
             var (_, body) = await emulator.Get(url);
@@ -418,9 +419,10 @@ public sealed class QueueTests
                 return body;
             }
 
+            last = body.GetRawText();
             await Task.Delay(10, Emulator.Ct);
         }
 
-        throw new TimeoutException($"never saw {status}");
+        throw new TimeoutException($"never saw {status}; last answer {last}");
     }
 }

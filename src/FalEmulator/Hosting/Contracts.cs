@@ -46,7 +46,16 @@ internal sealed record UploadInitiateRequest(string? ContentType, string? FileNa
 
 internal sealed record UploadInitiateResponse(string UploadUrl, string FileUrl);
 
-internal sealed record MultipartPart(int PartNumber, string? Etag);
+// fal's JS client sends partNumber; snake_case callers send part_number.
+internal sealed record MultipartPart(int PartNumber, string? Etag)
+{
+    [JsonPropertyName("partNumber")]
+    public int? CamelPartNumber
+    {
+        get => null;
+        init => PartNumber = value ?? PartNumber;
+    }
+}
 
 internal sealed record MultipartCompleteRequest(string? UploadUrl, string? UploadId, IReadOnlyList<MultipartPart>? Parts);
 

@@ -149,17 +149,11 @@ internal sealed partial class JobScheduler(
     {
         lock (_gate)
         {
-            var node = _queue.First;
-            while (node is not null && _running < options.MaxConcurrent)
+            // Strict submit order: timers may fire out of order under load, and a later job must not overtake.
+            while (_queue.First is { Value.Eligible: true } node && _running < options.MaxConcurrent)
             {
-                var next = node.Next;
-                if (node.Value.Eligible)
-                {
-                    _queue.Remove(node);
-                    Start(node.Value);
-                }
-
-                node = next;
+                _queue.Remove(node);
+                Start(node.Value);
             }
 
             SignalChanged();
