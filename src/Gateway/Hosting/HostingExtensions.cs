@@ -21,16 +21,17 @@ internal static class HostingExtensions
         // Levels, overrides and extra sinks come from the "Serilog" section; the console speaks JSON
         // everywhere but Development, where people read it.
         var development = builder.Environment.IsDevelopment();
+        var consoleLevel = builder.Configuration.GetValue("Serilog:ConsoleMinimumLevel", Serilog.Events.LogEventLevel.Verbose);
         builder.Services.AddSerilog((services, logger) =>
         {
             logger.ReadFrom.Configuration(builder.Configuration).ReadFrom.Services(services).Enrich.FromLogContext();
             if (development)
             {
-                logger.WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}");
+                logger.WriteTo.Console(consoleLevel, "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}");
             }
             else
             {
-                logger.WriteTo.Console(new RenderedCompactJsonFormatter());
+                logger.WriteTo.Console(new RenderedCompactJsonFormatter(), consoleLevel);
             }
         });
 

@@ -33,6 +33,10 @@ public sealed class FalOptions : IValidatableObject
     [Range(0, 10)]
     public int MaxReadRetries { get; set; } = 3;
 
+    /// <summary>How many calls in the sampling window before failures can open the circuit (then 503 fast).</summary>
+    [Range(2, 100_000)]
+    public int CircuitBreakerMinimumThroughput { get; set; } = 100;
+
     public string EditModel => Model + "/edit";
 
     /// <summary><c>owner/app</c>: status, result and cancel live under it, whatever sub-path was submitted.</summary>

@@ -39,6 +39,7 @@ internal static class UpstreamExtensions
                 resilience.Retry.ShouldRetryAfterHeader = true;
                 resilience.AttemptTimeout.Timeout = fal.AttemptTimeout;
                 resilience.TotalRequestTimeout.Timeout = fal.TotalTimeout;
+                resilience.CircuitBreaker.MinimumThroughput = fal.CircuitBreakerMinimumThroughput;
                 resilience.CircuitBreaker.SamplingDuration = TimeSpan.FromTicks(Math.Max(
                     resilience.CircuitBreaker.SamplingDuration.Ticks, fal.AttemptTimeout.Ticks * 2));
             });

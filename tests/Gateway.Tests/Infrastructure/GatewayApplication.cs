@@ -1,0 +1,36 @@
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Gateway.Tests.Infrastructure;
+
+/// <summary>The gateway on a real Kestrel socket on 127.0.0.1, configured only through settings, as in production.</summary>
+public sealed class GatewayApplication(IReadOnlyDictionary<string, string?> settings, CapturingSink? logs = null, string environment = "Testing")
+    : WebApplicationFactory<Gateway.Hosting.GatewayOptions> // any public type of the gateway assembly names its entry point
+{
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment(environment);
+        foreach (var (key, value) in settings)
+        {
+            // UseSetting lands before Program reads configuration, unlike ConfigureAppConfiguration.
+            builder.UseSetting(key, value);
+        }
+
+        if (logs is not null)
+        {
+            // Serilog's ReadFrom.Services picks up sinks registered in the container.
+            builder.ConfigureServices(services => services.AddSingleton<Serilog.Core.ILogEventSink>(logs));
+        }
+    }
+
+    public Uri Start()
+    {
+        UseKestrel(options => options.Listen(System.Net.IPAddress.Loopback, 0));
+        StartServer();
+        var addresses = Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!;
+        return new Uri(addresses.Addresses.First());
+    }
+}

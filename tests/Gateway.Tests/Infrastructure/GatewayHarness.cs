@@ -1,0 +1,159 @@
+using System.Collections.Concurrent;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using FalEmulator;
+
+namespace Gateway.Tests.Infrastructure;
+
+/// <summary>
+/// One test's world: a fal stand-in, one or more gateway replicas sharing the test run's real Redis,
+/// and HTTP clients for two internal clients. Every response and log line is kept, and on dispose
+/// the harness fails the test if any of them shows the FAL key or a client key.
+/// </summary>
+public sealed class GatewayHarness : IAsyncDisposable
+{
+    public const string AlphaKey = "alpha-client-key-7f3a9c2e-secret";
+    public const string BetaKey = "beta-client-key-51d0b8aa-secret";
+
+    private readonly List<GatewayApplication> _gateways = [];
+    private readonly ConcurrentQueue<string> _seen = new();
+    private readonly CapturingSink _logs = new();
+
+    private GatewayHarness(FalEmulatorHost emulator, string falKey)
+    {
+        Emulator = emulator;
+        FalKey = falKey;
+    }
+
+    public FalEmulatorHost Emulator { get; }
+
+    public FalEmulatorState Fal => Emulator.State;
+
+    public string FalKey { get; }
+
+    public IReadOnlyList<Uri> GatewayUrls => _gateways.Select(g => g.ClientOptions.BaseAddress).ToList();
+
+    public Uri GatewayUrl { get; private set; } = null!;
+
+    public IServiceProvider Services => _gateways[0].Services;
+
+    public static string Sha256(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+
+    public static async Task<GatewayHarness> StartAsync(
+        RedisServer? redis,
+        Action<FalEmulatorOptions>? emulator = null,
+        IReadOnlyDictionary<string, string?>? settings = null,
+        int replicas = 1)
+    {
+        var falKey = "fal-key-" + Guid.NewGuid().ToString("N") + ":SECRETPART";
+        var emulatorOptions = new FalEmulatorOptions
+        {
+            Key = falKey,
+            QueueTime = TimeSpan.FromMilliseconds(50),
+            RunTime = TimeSpan.FromMilliseconds(150),
+            ImageLongSide = 64,
+            SlowDelay = TimeSpan.FromSeconds(10),
+        };
+        emulator?.Invoke(emulatorOptions);
+        var harness = new GatewayHarness(await FalEmulatorHost.StartAsync(emulatorOptions), falKey);
+        for (var i = 0; i < replicas; i++)
+        {
+            harness.AddReplica(redis, settings);
+        }
+
+        return harness;
+    }
+
+    public Uri AddReplica(RedisServer? redis, IReadOnlyDictionary<string, string?>? settings = null)
+    {
+        var all = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:Redis"] = redis?.ConnectionString ?? "",
+            ["Fal:Key"] = FalKey,
+            ["Fal:QueueBaseUrl"] = Emulator.QueueBaseUrl,
+            ["Fal:RestBaseUrl"] = Emulator.RestBaseUrl,
+            ["Fal:RunBaseUrl"] = Emulator.RunBaseUrl,
+            ["Fal:JwksUrl"] = Emulator.JwksUrl,
+            ["Fal:AttemptTimeout"] = "00:00:03",
+            ["Fal:TotalTimeout"] = "00:00:08",
+            ["Clients:alpha:KeySha256"] = Sha256(AlphaKey),
+            ["Clients:beta:KeySha256"] = Sha256(BetaKey),
+            ["Serilog:MinimumLevel:Default"] = "Debug",
+            ["Serilog:ConsoleMinimumLevel"] = "Fatal",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            all[key] = value;
+        }
+
+        var gateway = new GatewayApplication(all, _logs);
+        _gateways.Add(gateway);
+        var url = gateway.Start();
+        gateway.ClientOptions.BaseAddress = url;
+        GatewayUrl = _gateways[0].ClientOptions.BaseAddress;
+        return url;
+    }
+
+    /// <summary>A client of the gateway as <paramref name="key"/> (null: no credentials), on replica <paramref name="replica"/>.</summary>
+    public HttpClient Client(string? key = AlphaKey, int replica = 0, bool bearer = true)
+    {
+        var client = new HttpClient(new RecordingHandler(_seen)) { BaseAddress = _gateways[replica].ClientOptions.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        if (key is not null)
+        {
+            if (bearer)
+            {
+                client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+            }
+            else
+            {
+                client.DefaultRequestHeaders.Add("X-Api-Key", key);
+            }
+        }
+
+        return client;
+    }
+
+    public string Logs() => _logs.Text;
+
+    /// <summary>Secrets that must appear in no response and no log line.</summary>
+    public IEnumerable<string> Secrets => [FalKey, FalKey.Split(':')[0], "SECRETPART", AlphaKey, BetaKey];
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var gateway in _gateways)
+        {
+            await gateway.DisposeAsync();
+        }
+
+        await Emulator.DisposeAsync();
+        var logs = Logs();
+        var responses = string.Join("\n", _seen);
+        Assert.False(string.IsNullOrEmpty(logs), "The gateway wrote no log lines: the secret check would prove nothing.");
+        foreach (var secret in Secrets)
+        {
+            Assert.False(logs.Contains(secret, StringComparison.Ordinal), $"A secret appeared in the gateway's logs: {secret[..6]}…");
+            Assert.False(responses.Contains(secret, StringComparison.Ordinal), $"A secret appeared in a response: {secret[..6]}…");
+        }
+    }
+
+    /// <summary>Keeps every response's headers and (text) body for the secret check.</summary>
+    private sealed class RecordingHandler(ConcurrentQueue<string> seen) : DelegatingHandler(new SocketsHttpHandler())
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var response = await base.SendAsync(request, cancellationToken);
+            seen.Enqueue(response.Headers.ToString() + response.Content.Headers);
+            if (response.Content.Headers.ContentType?.MediaType is { } type && type != "text/event-stream"
+                && (type.Contains("json", StringComparison.Ordinal) || type.StartsWith("text/", StringComparison.Ordinal))
+                && response.Content.Headers.ContentLength is null or < 1_000_000)
+            {
+                await response.Content.LoadIntoBufferAsync(cancellationToken);
+                var body = await response.Content.ReadAsStringAsync(cancellationToken);
+                seen.Enqueue(body.Length > 1_000_000 ? body[..1_000_000] : body);
+            }
+
+            return response;
+        }
+    }
+}
