@@ -16,6 +16,7 @@ internal sealed partial class GenerationService(
     RequestCoalescer coalescer,
     IOptions<GatewayOptions> gatewayOptions,
     IOptions<FalOptions> falOptions,
+    IEnumerable<IGenerationListener> listeners,
     TimeProvider time,
     ILogger<GenerationService> logger)
 {
@@ -49,6 +50,11 @@ internal sealed partial class GenerationService(
         };
         await store.CreateAsync(record, CancellationToken.None);
         LogSubmitted(logger, record.Id, client, endpointId, record.NumImages);
+        foreach (var listener in listeners)
+        {
+            await listener.OnSubmittedAsync(record, CancellationToken.None);
+        }
+
         return record;
     }
 
@@ -111,9 +117,7 @@ internal sealed partial class GenerationService(
                     }
 
                     var (terminal, result) = await FetchOutcomeAsync(current, status, cancellationToken);
-                    return await store.CompleteAsync(terminal, result, cancellationToken)
-                        ? terminal
-                        : await store.GetAsync(record.Id, cancellationToken) ?? terminal;
+                    return await EndAsync(terminal, result, cancellationToken);
                 }
                 finally
                 {
@@ -130,6 +134,22 @@ internal sealed partial class GenerationService(
             // Another replica holds the lease and is fetching; its write will show up in the store.
             await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken);
         }
+    }
+
+    /// <summary>Stores a terminal outcome; the one writer that ends the generation tells the listeners.</summary>
+    private async Task<GenerationRecord> EndAsync(GenerationRecord terminal, StoredResult? result, CancellationToken cancellationToken)
+    {
+        if (!await store.CompleteAsync(terminal, result, cancellationToken))
+        {
+            return await store.GetAsync(terminal.Id, cancellationToken) ?? terminal;
+        }
+
+        foreach (var listener in listeners)
+        {
+            await listener.OnEndedAsync(terminal, cancellationToken);
+        }
+
+        return terminal;
     }
 
     private async Task<(GenerationRecord Terminal, StoredResult? Result)> FetchOutcomeAsync(
