@@ -58,6 +58,7 @@ public sealed class FalEmulatorHost : IAsyncDisposable
         app.MapJwks();
         app.MapStorage();
         app.MapQueue();
+        app.MapFallback(context => FalErrors.Detail(context, StatusCodes.Status404NotFound, "Not Found").ExecuteAsync(context));
 
         await app.StartAsync(cancellationToken);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

@@ -406,6 +406,24 @@ public sealed class QueueTests
         Assert.Equal(HttpStatusCode.OK, (await emulator.Result(submitted)).Response.StatusCode);
     }
 
+    [Fact]
+    public async Task RequestTimeout_ExpiringInQueue_EndsWith504UserTimeout()
+    {
+        await using var emulator = await Emulator.Start(o => o.QueueTime = TimeSpan.FromSeconds(30));
+        using var request = new HttpRequestMessage(HttpMethod.Post, Emulator.Model) { Content = Emulator.JsonBody(new { prompt = "impatient" }) };
+        request.Headers.Add("X-Fal-Request-Timeout", "0.2");
+        using var submit = await emulator.Client.SendAsync(request, Emulator.Ct);
+        var submitted = await Emulator.ReadJson(submit);
+
+        var status = await emulator.WaitCompleted(submitted);
+        var (result, body) = await emulator.Result(submitted);
+
+        Assert.Equal("request_timeout", status.GetProperty("error_type").GetString());
+        Assert.Equal(HttpStatusCode.GatewayTimeout, result.StatusCode);
+        Assert.Equal("user", result.Headers.GetValues("X-Fal-Request-Timeout-Type").Single());
+        Assert.Equal("request_timeout", body.GetProperty("error_type").GetString());
+    }
+
     internal static async Task<JsonElement> WaitForStatus(Emulator emulator, JsonElement submitted, string status, string query = "")
     {
         var url = submitted.GetProperty("status_url").GetString() + query;

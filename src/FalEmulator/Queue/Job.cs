@@ -15,7 +15,7 @@ internal sealed record GenerationInput(
     bool IsEdit);
 
 /// <summary>What the model answered: the status code and JSON body the result call replays.</summary>
-internal sealed record JobOutcome(int StatusCode, byte[] Body, string? Error = null, string? ErrorType = null)
+internal sealed record JobOutcome(int StatusCode, byte[] Body, string? Error = null, string? ErrorType = null, string? TimeoutType = null)
 {
     public JsonNode? Payload() => JsonNode.Parse(Body);
 }

@@ -47,7 +47,8 @@ internal sealed partial class JobScheduler(
 
     public Job? Find(string id) => _jobs.GetValueOrDefault(id);
 
-    public Job Submit(string endpoint, string app, string root, GenerationInput input, PromptDirectives directives, string? webhookUrl)
+    public Job Submit(string endpoint, string app, string root, GenerationInput input, PromptDirectives directives, string? webhookUrl,
+        TimeSpan? startTimeout = null)
     {
         var job = new Job(Guid.NewGuid().ToString(), endpoint, app, root, input, directives, webhookUrl,
             directives.RunTime ?? options.RunTime, time.GetUtcNow());
@@ -58,6 +59,11 @@ internal sealed partial class JobScheduler(
         }
 
         _ = MakeEligible(job);
+        if (startTimeout is { } timeout)
+        {
+            _ = ExpireIfNotStarted(job, timeout);
+        }
+
         return job;
     }
 
@@ -142,6 +148,34 @@ internal sealed partial class JobScheduler(
             job.Eligible = true;
         }
 
+        Pump();
+    }
+
+    // X-Fal-Request-Timeout: a job still queued when it expires ends with a user timeout (504), never retried.
+    private async Task ExpireIfNotStarted(Job job, TimeSpan timeout)
+    {
+        try
+        {
+            await Task.Delay(timeout, time, _stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            if (job.Phase != JobPhase.Queued)
+            {
+                return;
+            }
+
+            _queue.Remove(job);
+        }
+
+        var body = JsonSerializer.SerializeToUtf8Bytes(new ErrorResponse("Request timed out before it started", "request_timeout"),
+            EmulatorJson.Default.ErrorResponse);
+        Complete(job, new JobOutcome(StatusCodes.Status504GatewayTimeout, body, "Request timed out before it started", "request_timeout", "user"));
         Pump();
     }
 

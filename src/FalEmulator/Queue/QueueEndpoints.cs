@@ -60,7 +60,7 @@ internal static class QueueEndpoints
 
         var app = string.Join('/', endpoint.Split('/').Take(2));
         var webhook = context.Request.Query["fal_webhook"].ToString();
-        var job = s.Scheduler.Submit(endpoint, app, Root(context), input, directives, webhook.Length > 0 ? webhook : null);
+        var job = s.Scheduler.Submit(endpoint, app, Root(context), input, directives, webhook.Length > 0 ? webhook : null, StartTimeout(context));
         s.State.CountAcceptedSubmit();
 
         if (dropAfterAccept)
@@ -213,7 +213,7 @@ internal static class QueueEndpoints
         }
 
         var app = string.Join('/', endpoint.Split('/').Take(2));
-        var job = s.Scheduler.Submit(endpoint, app, Root(context), input, directives, webhookUrl: null);
+        var job = s.Scheduler.Submit(endpoint, app, Root(context), input, directives, webhookUrl: null, StartTimeout(context));
         await job.Completed.Task.WaitAsync(context.RequestAborted);
         return Outcome(context, job, job.Outcome!);
     }
@@ -224,6 +224,11 @@ internal static class QueueEndpoints
         if (outcome.ErrorType is { } errorType && outcome.StatusCode >= 500)
         {
             context.Response.Headers["X-Fal-Error-Type"] = errorType;
+        }
+
+        if (outcome.TimeoutType is { } timeoutType)
+        {
+            context.Response.Headers["X-Fal-Request-Timeout-Type"] = timeoutType;
         }
 
         return new RawJsonResult(outcome.StatusCode, outcome.Body);
@@ -267,6 +272,15 @@ internal static class QueueEndpoints
                 Error: job.Outcome?.Error,
                 ErrorType: job.Outcome?.ErrorType),
         };
+    }
+
+    private static TimeSpan? StartTimeout(HttpContext context)
+    {
+        var header = context.Request.Headers["X-Fal-Request-Start-Timeout"].FirstOrDefault()
+            ?? context.Request.Headers["X-Fal-Request-Timeout"].FirstOrDefault();
+        return double.TryParse(header, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds > 0
+            ? TimeSpan.FromSeconds(seconds)
+            : null;
     }
 
     private static bool WantsLogs(HttpContext context) =>
