@@ -126,4 +126,21 @@ public sealed class ImageTests
             Assert.True(image.GetProperty("file_size").GetInt64() >= 256 * 256 * 3, $"only {image.GetProperty("file_size")} bytes");
         }
     }
+
+    [Fact]
+    public async Task Noise_AtFullSize_MakesAResultOfTwelveMegabytesOrMore()
+    {
+        await using var emulator = await Emulator.Start(o => o.ImageLongSide = 1024);
+
+        var result = await emulator.CompletedResult(new { prompt = "big [[noise]]", num_images = 4 });
+
+        var total = 0L;
+        foreach (var image in result.GetProperty("images").EnumerateArray())
+        {
+            using var file = await emulator.Anonymous.GetAsync(image.GetProperty("url").GetString(), Emulator.Ct);
+            total += (await file.Content.ReadAsByteArrayAsync(Emulator.Ct)).LongLength;
+        }
+
+        Assert.True(total >= 12_000_000, $"only {total} bytes");
+    }
 }
