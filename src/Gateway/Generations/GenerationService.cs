@@ -28,6 +28,12 @@ internal sealed partial class GenerationService(
 
     public async Task<GenerationRecord> SubmitAsync(string client, string endpointId, ImageRequest request)
     {
+        // A job fal accepted but the gateway cannot record would be billed and lost: check the store first.
+        if (!await store.IsHealthyAsync(CancellationToken.None))
+        {
+            throw new StoreUnavailableException("The gateway's store (Redis) is not reachable, so no job was submitted.");
+        }
+
         var input = JsonSerializer.SerializeToUtf8Bytes(request.ToFalInput(), FalInputJsonContext.Default.FalImageInput);
         var publicBase = gatewayOptions.Value.PublicBaseUrl;
         var webhook = string.IsNullOrEmpty(publicBase) ? null : $"{publicBase.TrimEnd('/')}/v1/webhooks/fal";
@@ -48,7 +54,7 @@ internal sealed partial class GenerationService(
             NumImages = request.NumImages ?? 1,
             SyncMode = request.SyncMode ?? false,
         };
-        await store.CreateAsync(record, CancellationToken.None);
+        await CreateWithRetriesAsync(record);
         LogSubmitted(logger, record.Id, client, endpointId, record.NumImages);
         foreach (var listener in listeners)
         {
@@ -56,6 +62,28 @@ internal sealed partial class GenerationService(
         }
 
         return record;
+    }
+
+    private async Task CreateWithRetriesAsync(GenerationRecord record)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await store.CreateAsync(record, CancellationToken.None);
+                return;
+            }
+            catch (Exception e) when (attempt < 3 && e is StackExchange.Redis.RedisException)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt), time);
+            }
+            catch (StackExchange.Redis.RedisException e)
+            {
+                LogLostRecord(logger, record.Id, record.Client, e);
+                throw new StoreUnavailableException(
+                    $"fal accepted the job as '{record.Id}', but the gateway could not record it; operators can find it in the logs.", e);
+            }
+        }
     }
 
     /// <summary>The caller's generation, or null when it does not exist or belongs to another client.</summary>
@@ -218,6 +246,9 @@ internal sealed partial class GenerationService(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Submitted generation {GenerationId} for {Client} to {Model} ({NumImages} images)")]
     private static partial void LogSubmitted(ILogger logger, string generationId, string client, string model, int numImages);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "fal accepted generation {GenerationId} for {Client} but the store write failed; it is not tracked")]
+    private static partial void LogLostRecord(ILogger logger, string generationId, string client, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Generation {GenerationId} completed ({ResultBytes} bytes of result)")]
     private static partial void LogCompleted(ILogger logger, string generationId, int resultBytes);

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Gateway.Upstream;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
+using Gateway.Storage;
 using StackExchange.Redis;
 
 namespace Gateway.Hosting;
@@ -22,6 +23,7 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
         {
             FalUpstreamException upstream => FromUpstream(httpContext, upstream.Failure),
             BadHttpRequestException bad => FromBadRequest(bad),
+            StoreUnavailableException unavailable => Unavailable(httpContext, unavailable.Message, exception),
             RedisException => Unavailable(httpContext, "The gateway's store (Redis) is not reachable.", exception),
             _ => Unexpected(exception),
         };
@@ -71,7 +73,7 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
                 (JsonField(json.Path), $"{JsonField(json.Path)} has a value of the wrong type.", "validation"),
             { InnerException: JsonException json } =>
                 ("body", $"The request body is not valid JSON (line {json.LineNumber + 1}, byte {json.BytePositionInLine + 1}).", "malformed-json"),
-            _ when exception.Message.Contains("was not provided from body", StringComparison.Ordinal) =>
+            _ when exception.Message.Contains("body", StringComparison.OrdinalIgnoreCase) =>
                 ("body", "A JSON object body is required.", "validation"),
             _ => ("request", exception.Message, "bad-request"),
         };

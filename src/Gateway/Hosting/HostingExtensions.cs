@@ -33,7 +33,7 @@ internal static class HostingExtensions
             {
                 logger.WriteTo.Console(new RenderedCompactJsonFormatter(), consoleLevel);
             }
-        });
+        }, preserveStaticLogger: true); // each host logs through its own logger, never a process-wide one
 
         builder.Services.ConfigureHttpJsonOptions(options =>
         {
@@ -99,13 +99,18 @@ internal static class HostingExtensions
 
     public static WebApplication UseGatewayHosting(this WebApplication app)
     {
-        app.UseExceptionHandler();
-        app.UseStatusCodePages();
         app.UseSerilogRequestLogging(options =>
+        {
+            options.Logger = app.Services.GetRequiredService<Serilog.ILogger>();
             options.GetLevel = (context, _, exception) =>
                 exception is not null || context.Response.StatusCode >= 500 ? Serilog.Events.LogEventLevel.Error
                 : context.Request.Path.StartsWithSegments("/health") ? Serilog.Events.LogEventLevel.Verbose
-                : Serilog.Events.LogEventLevel.Information);
+                : Serilog.Events.LogEventLevel.Information;
+        });
+
+        // Inside request logging, so the logged status is the one the client got.
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
         return app;
     }
 

@@ -12,6 +12,9 @@ internal static class OpenApiExtensions
     public static IHostApplicationBuilder AddGatewayOpenApi(this IHostApplicationBuilder builder)
     {
         builder.Services.AddEndpointsApiExplorer();
+        // Describe the JSON the API really speaks (snake_case), not MVC's default options.
+        builder.Services.AddSingleton<ISerializerDataContractResolver>(services =>
+            new JsonSerializerDataContractResolver(services.GetRequiredService<IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions));
         builder.Services.AddSwaggerGen(options =>
         {
             options.SwaggerDoc("v1", new OpenApiInfo

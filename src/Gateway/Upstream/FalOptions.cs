@@ -33,6 +33,10 @@ public sealed class FalOptions : IValidatableObject
     [Range(0, 10)]
     public int MaxReadRetries { get; set; } = 3;
 
+    /// <summary>Base delay of the exponential, jittered backoff between read retries.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]
+    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>How many calls in the sampling window before failures can open the circuit (then 503 fast).</summary>
     [Range(2, 100_000)]
     public int CircuitBreakerMinimumThroughput { get; set; } = 100;

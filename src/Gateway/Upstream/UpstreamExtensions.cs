@@ -36,6 +36,7 @@ internal static class UpstreamExtensions
                 // A submit that may have reached fal is never sent again: it would be billed twice.
                 resilience.Retry.DisableForUnsafeHttpMethods();
                 resilience.Retry.MaxRetryAttempts = Math.Max(1, fal.MaxReadRetries);
+                resilience.Retry.Delay = fal.RetryDelay;
                 resilience.Retry.ShouldRetryAfterHeader = true;
                 resilience.AttemptTimeout.Timeout = fal.AttemptTimeout;
                 resilience.TotalRequestTimeout.Timeout = fal.TotalTimeout;

@@ -1,0 +1,125 @@
+using System.Net;
+using Gateway.Tests.Infrastructure;
+
+namespace Gateway.Tests;
+
+public sealed class HostingTests(RedisServer redis)
+{
+    [Fact]
+    public async Task Health_LiveAndReady_With_Redis_Return200()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+        var client = harness.Client(key: null);
+        using var live = await client.GetAsync("/health/live", TestContext.Current.CancellationToken);
+        using var ready = await client.GetAsync("/health/ready", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+    }
+
+    [Fact]
+    public async Task Ready_WhenRedisIsUnreachable_Returns503_WhileLiveStays200()
+    {
+        var dead = new Dictionary<string, string?> { ["ConnectionStrings:Redis"] = $"127.0.0.1:{RedisServer.FreePort()},connectTimeout=200" };
+        await using var harness = await GatewayHarness.StartAsync(redis: null, settings: dead);
+        var client = harness.Client(key: null);
+        using var live = await client.GetAsync("/health/live", TestContext.Current.CancellationToken);
+        using var ready = await client.GetAsync("/health/ready", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+    }
+
+    [Fact]
+    public async Task Swagger_ServesUiAndADocumentWithSchemasEnumsDefaultsExamplesAndKeyAuth()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+        var client = harness.Client(key: null);
+        using var ui = await client.GetAsync("/swagger/index.html", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, ui.StatusCode);
+
+        using var response = await client.GetAsync("/swagger/v1/swagger.json", TestContext.Current.CancellationToken);
+        var document = await response.JsonAsync();
+        var paths = document["paths"]!.AsObject();
+        foreach (var path in new[] { "/v1/generations", "/v1/edits", "/v1/generations/{id}", "/v1/generations/{id}/status", "/v1/generations/{id}/result", "/v1/generations/{id}/cancel" })
+        {
+            Assert.True(paths.ContainsKey(path), $"missing {path}");
+        }
+
+        var schemas = document["components"]!["schemas"]!;
+        var generate = schemas["GenerateRequest"]!["properties"]!;
+        Assert.Equal(11, generate["aspect_ratio"]!["enum"]!.AsArray().Count);
+        Assert.Equal("auto", generate["aspect_ratio"]!["default"]!.GetValue<string>());
+        Assert.Equal(3, generate["output_format"]!["enum"]!.AsArray().Count);
+        Assert.NotNull(generate["prompt"]!["example"]);
+        Assert.Equal(8, schemas["EditRequest"]!["properties"]!["aspect_ratio"]!["enum"]!.AsArray().Count);
+        Assert.False(schemas["GenerateRequest"]!["additionalProperties"]?.GetValue<bool>() ?? true, "unknown fields are refused");
+        var security = document["components"]!["securitySchemes"]!;
+        Assert.Equal("bearer", security["Bearer"]!["scheme"]!.GetValue<string>());
+        Assert.Equal("X-Api-Key", security["ApiKey"]!["name"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Swagger_CanBeSwitchedOff()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis, settings: new Dictionary<string, string?> { ["Gateway:SwaggerEnabled"] = "false" });
+        using var response = await harness.Client(key: null).GetAsync("/swagger/v1/swagger.json", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+
+    public static TheoryData<string, string?, string> BadConfigurations => new()
+    {
+        { "Fal:Key", null, "Fal__Key" },
+        { "Clients:alpha:KeySha256", "not-hex", "Clients__alpha__KeySha256" },
+        { "Gateway:PublicBaseUrl", "ftp://example", "Gateway__PublicBaseUrl" },
+        { "Fal:QueueBaseUrl", "not a url", "Fal__QueueBaseUrl" },
+        { "ConnectionStrings:Redis", "127.0.0.1:6379,unknownoption=1,=", "ConnectionStrings__Redis" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadConfigurations))]
+    public void Start_WithBadConfiguration_FailsWithAMessageNamingTheSetting(string key, string? value, string named)
+    {
+        var settings = ValidSettings();
+        settings[key] = value;
+        using var gateway = new GatewayApplication(settings, environment: "Production");
+        var error = Assert.ThrowsAny<Exception>(() => gateway.Start());
+        Assert.Contains(named, Flatten(error), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Start_InProductionWithoutClients_FailsNamingTheSetting()
+    {
+        var settings = ValidSettings();
+        settings.Remove("Clients:alpha:KeySha256");
+        using var gateway = new GatewayApplication(settings, environment: "Production");
+        var error = Assert.ThrowsAny<Exception>(() => gateway.Start());
+        Assert.Contains("Clients__{name}__KeySha256", Flatten(error), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_InDevelopmentWithoutClients_AcceptsTheDocumentedLocalKey()
+    {
+        var settings = ValidSettings();
+        settings.Remove("Clients:alpha:KeySha256");
+        await using var emulator = await FalEmulator.FalEmulatorHost.StartAsync(new FalEmulator.FalEmulatorOptions { Key = "k", ImageLongSide = 32 }, cancellationToken: TestContext.Current.CancellationToken);
+        settings["Fal:Key"] = "k";
+        settings["Fal:QueueBaseUrl"] = emulator.QueueBaseUrl;
+        settings["Fal:UseEmulator"] = "false";
+        await using var gateway = new GatewayApplication(settings, environment: "Development");
+        var url = gateway.Start();
+        using var client = new HttpClient { BaseAddress = url };
+        client.DefaultRequestHeaders.Authorization = new("Bearer", "dev-local-key");
+        using var response = await client.PostJsonAsync("/v1/generations", new { prompt = "local" });
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+    }
+
+    private static Dictionary<string, string?> ValidSettings() => new()
+    {
+        ["Fal:Key"] = "some-fal-key",
+        ["Clients:alpha:KeySha256"] = GatewayHarness.Sha256("k"),
+        ["ConnectionStrings:Redis"] = "",
+        ["Serilog:ConsoleMinimumLevel"] = "Fatal",
+    };
+
+    private static string Flatten(Exception error) =>
+        error is AggregateException aggregate ? string.Join("\n", aggregate.InnerExceptions.Select(Flatten)) : error.ToString();
+}
