@@ -3,6 +3,7 @@ using Gateway.Generations;
 using Gateway.Hosting;
 using Gateway.Storage;
 using Gateway.Upstream;
+using Gateway.Webhooks;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -11,6 +12,7 @@ builder.AddClientAuthentication();
 builder.AddGenerationStore();
 builder.AddFalUpstream();
 builder.AddGenerations();
+builder.AddFalWebhooks();
 
 var app = builder.Build();
 
@@ -20,6 +22,7 @@ app.UseAuthorization();
 
 app.MapGatewayHosting();
 app.MapGenerations();
+app.MapFalWebhooks();
 
 app.Run();
 

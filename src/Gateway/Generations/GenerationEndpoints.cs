@@ -42,6 +42,11 @@ internal static class GenerationEndpoints
             .WithSummary("The result; 202 with Retry-After while pending; the failure as a problem once failed")
             .ProducesUpstreamProblems();
 
+        group.MapGet("/generations/{id}/events", GetGenerationEvents)
+            .WithName(nameof(GetGenerationEvents))
+            .WithSummary("Server-Sent Events until the job ends: status, then completed or failed")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
         group.MapPost("/generations/{id}/cancel", CancelGeneration)
             .WithName(nameof(CancelGeneration))
             .WithSummary("Ask fal to cancel the job (it may still complete)")
@@ -50,33 +55,72 @@ internal static class GenerationEndpoints
         return group;
     }
 
-    public static async Task<Accepted<GenerationResponse>> SubmitGeneration(
-        GenerateRequest request, ClaimsPrincipal user, GenerationService service)
+    public static Task<Results<Accepted<GenerationResponse>, GenerationJson>> SubmitGeneration(
+        GenerateRequest request, ClaimsPrincipal user, GenerationService service, HttpContext httpContext) =>
+        SubmitAsync(service.GenerateModel, request, user, service, httpContext);
+
+    public static Task<Results<Accepted<GenerationResponse>, GenerationJson>> SubmitEdit(
+        EditRequest request, ClaimsPrincipal user, GenerationService service, HttpContext httpContext) =>
+        SubmitAsync(service.EditModel, request, user, service, httpContext);
+
+    private static async Task<Results<Accepted<GenerationResponse>, GenerationJson>> SubmitAsync(
+        string model, ImageRequest request, ClaimsPrincipal user, GenerationService service, HttpContext httpContext)
     {
-        var record = await service.SubmitAsync(user.ClientName(), service.GenerateModel, request);
+        var record = await service.SubmitAsync(user.ClientName(), model, request);
         var links = GenerationLinks.For(record.Id);
+        if (PreferWait.Requested(httpContext.Request, service.Options) is { } wait)
+        {
+            PreferWait.Applied(httpContext.Response, wait);
+            var snapshot = await service.WaitForEndAsync(record, wait, httpContext.RequestAborted);
+            if (snapshot.Record.IsTerminal)
+            {
+                return await FinishedAsync(snapshot, service, links.Self, httpContext.RequestAborted);
+            }
+
+            return TypedResults.Accepted(links.Self, GenerationMapper.ToResponse(snapshot.Record, snapshot.Live));
+        }
+
         return TypedResults.Accepted(links.Self, GenerationMapper.ToResponse(record, null));
     }
 
-    public static async Task<Accepted<GenerationResponse>> SubmitEdit(
-        EditRequest request, ClaimsPrincipal user, GenerationService service)
+    private static async Task<GenerationJson> FinishedAsync(GenerationSnapshot snapshot, GenerationService service, string? location, CancellationToken cancellationToken)
     {
-        var record = await service.SubmitAsync(user.ClientName(), service.EditModel, request);
-        var links = GenerationLinks.For(record.Id);
-        return TypedResults.Accepted(links.Self, GenerationMapper.ToResponse(record, null));
+        var id = snapshot.Record.Id;
+        var result = snapshot.Record.Status == GenerationStatus.Completed ? await service.GetResultAsync(id, cancellationToken) : null;
+        return new GenerationJson(GenerationMapper.ToResponse(snapshot.Record, snapshot.Live), result, (i, ct) => service.GetBlobAsync(id, i, ct), location);
     }
 
     public static async Task<Results<GenerationJson, ProblemHttpResult>> GetGeneration(
-        string id, ClaimsPrincipal user, GenerationService service, CancellationToken cancellationToken)
+        string id, ClaimsPrincipal user, GenerationService service, HttpContext httpContext, CancellationToken cancellationToken)
     {
         if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
         {
             return Problems.GenerationNotFound(id);
         }
 
-        var snapshot = await service.ObserveAsync(record, logs: false, cancellationToken);
-        var result = snapshot.Record.Status == GenerationStatus.Completed ? await service.GetResultAsync(id, cancellationToken) : null;
-        return new GenerationJson(GenerationMapper.ToResponse(snapshot.Record, snapshot.Live), result, (i, ct) => service.GetBlobAsync(id, i, ct));
+        GenerationSnapshot snapshot;
+        if (PreferWait.Requested(httpContext.Request, service.Options) is { } wait)
+        {
+            PreferWait.Applied(httpContext.Response, wait);
+            snapshot = await service.WaitForEndAsync(record, wait, cancellationToken);
+        }
+        else
+        {
+            snapshot = await service.ObserveAsync(record, logs: false, cancellationToken);
+        }
+
+        return await FinishedAsync(snapshot, service, null, cancellationToken);
+    }
+
+    public static async Task<Results<GenerationEventStream, ProblemHttpResult>> GetGenerationEvents(
+        string id, ClaimsPrincipal user, GenerationService service, HttpRequest request, CancellationToken cancellationToken)
+    {
+        if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
+        {
+            return Problems.GenerationNotFound(id);
+        }
+
+        return new GenerationEventStream(record, request.Headers["Last-Event-ID"].FirstOrDefault());
     }
 
     public static async Task<Results<Ok<StatusResponse>, ProblemHttpResult>> GetGenerationStatus(

@@ -6,6 +6,14 @@ internal static class GenerationExtensions
     {
         builder.Services.AddSingleton<RequestCoalescer>();
         builder.Services.AddScoped<GenerationService>();
+
+        builder.Services.AddSingleton<CompletionHub>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<CompletionHub>());
+        builder.Services.AddSingleton<IGenerationListener>(services => services.GetRequiredService<CompletionHub>());
+
+        builder.Services.AddSingleton<GenerationReconciler>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<GenerationReconciler>());
+        builder.Services.AddSingleton<IGenerationListener>(services => services.GetRequiredService<GenerationReconciler>());
         return builder;
     }
 }

@@ -10,30 +10,40 @@ namespace Gateway.Generations;
 /// Writes a Generation whose result is spliced in from the store as fal sent it (streaming large
 /// data-URI images piece by piece) instead of being re-serialised through .NET strings.
 /// </summary>
-internal sealed class GenerationJson(GenerationResponse body, StoredResult? result, Func<int, CancellationToken, Task<byte[]?>> loadBlob)
+internal sealed class GenerationJson(
+    GenerationResponse body, StoredResult? result, Func<int, CancellationToken, Task<byte[]?>> loadBlob, string? location = null)
     : IResult, IStatusCodeHttpResult, IEndpointMetadataProvider
 {
     public int? StatusCode => StatusCodes.Status200OK;
-
-    internal GenerationResponse Body => body;
 
     public async Task ExecuteAsync(HttpContext httpContext)
     {
         var response = httpContext.Response;
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = "application/json; charset=utf-8";
+        if (location is not null)
+        {
+            response.Headers.Location = location;
+        }
+
         var json = JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Default.GenerationResponse);
+        await WriteAsync(response.Body, json, result, loadBlob, httpContext.RequestAborted);
+    }
+
+    /// <summary>The serialised Generation without its closing brace, then <c>"result":</c> and the stored result, then the brace.</summary>
+    internal static async Task WriteAsync(
+        Stream output, byte[] json, StoredResult? result, Func<int, CancellationToken, Task<byte[]?>> loadBlob, CancellationToken cancellationToken)
+    {
         if (result is null)
         {
-            await response.Body.WriteAsync(json, httpContext.RequestAborted);
+            await output.WriteAsync(json, cancellationToken);
             return;
         }
 
-        // The serialised object without its closing brace, then "result", then the brace.
-        await response.Body.WriteAsync(json.AsMemory(0, json.Length - 1), httpContext.RequestAborted);
-        await response.Body.WriteAsync(",\"result\":"u8.ToArray(), httpContext.RequestAborted);
-        await result.WriteToAsync(response.Body, loadBlob, httpContext.RequestAborted);
-        await response.Body.WriteAsync("}"u8.ToArray(), httpContext.RequestAborted);
+        await output.WriteAsync(json.AsMemory(0, json.Length - 1), cancellationToken);
+        await output.WriteAsync(",\"result\":"u8.ToArray(), cancellationToken);
+        await result.WriteToAsync(output, loadBlob, cancellationToken);
+        await output.WriteAsync("}"u8.ToArray(), cancellationToken);
     }
 
     public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder) =>

@@ -14,6 +14,7 @@ internal sealed partial class GenerationService(
     FalQueueClient fal,
     IGenerationStore store,
     RequestCoalescer coalescer,
+    CompletionHub hub,
     IOptions<GatewayOptions> gatewayOptions,
     IOptions<FalOptions> falOptions,
     IEnumerable<IGenerationListener> listeners,
@@ -23,6 +24,8 @@ internal sealed partial class GenerationService(
     private static readonly TimeSpan ResultLease = TimeSpan.FromSeconds(60);
 
     public string GenerateModel => falOptions.Value.Model;
+
+    public GatewayOptions Options => gatewayOptions.Value;
 
     public string EditModel => falOptions.Value.EditModel;
 
@@ -90,6 +93,10 @@ internal sealed partial class GenerationService(
     public async Task<GenerationRecord?> FindAsync(string client, string id, CancellationToken cancellationToken) =>
         await store.GetAsync(id, cancellationToken) is { } record && record.Client == client ? record : null;
 
+    /// <summary>The record as the store has it now (another replica may have ended it).</summary>
+    public async Task<GenerationRecord> ReloadAsync(GenerationRecord record, CancellationToken cancellationToken) =>
+        record.IsTerminal ? record : await store.GetAsync(record.Id, cancellationToken) ?? record;
+
     /// <summary>Brings a pending generation up to date with fal (status cached and coalesced per replica).</summary>
     public async Task<GenerationSnapshot> ObserveAsync(GenerationRecord record, bool logs, CancellationToken cancellationToken)
     {
@@ -107,6 +114,68 @@ internal sealed partial class GenerationService(
         }
 
         return new GenerationSnapshot(record, status);
+    }
+
+    /// <summary>
+    /// Waits up to <paramref name="wait"/> for the generation to end: woken at once by the end signal
+    /// from any replica, and looking at fal (coalesced) now and then in case no signal comes.
+    /// </summary>
+    public async Task<GenerationSnapshot> WaitForEndAsync(GenerationRecord record, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        var deadline = time.GetUtcNow() + wait;
+        using var watch = hub.WatchFor(record.Id);
+        while (true)
+        {
+            var snapshot = await ObserveAsync(await store.GetAsync(record.Id, cancellationToken) ?? record, logs: false, cancellationToken);
+            var remaining = deadline - time.GetUtcNow();
+            if (snapshot.Record.IsTerminal || remaining <= TimeSpan.Zero)
+            {
+                return snapshot;
+            }
+
+            var nap = remaining < gatewayOptions.Value.EventStreamPollInterval ? remaining : gatewayOptions.Value.EventStreamPollInterval;
+            await Task.WhenAny(watch.Ended, Task.Delay(nap, time, cancellationToken));
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+    }
+
+    /// <summary>
+    /// Ends a generation from fal's (verified) webhook. A duplicate delivery changes nothing; a payload
+    /// fal could not send is fetched from fal once instead.
+    /// </summary>
+    public async Task<GenerationRecord> CompleteFromWebhookAsync(
+        GenerationRecord record, string? status, ReadOnlyMemory<byte>? payload, string? error, string? payloadError, CancellationToken cancellationToken)
+    {
+        if (record.IsTerminal)
+        {
+            return record;
+        }
+
+        if (status == "OK" && payload is { } output)
+        {
+            var result = StoredResult.Encode(output.ToArray(), gatewayOptions.Value.InlineResultMaxBytes);
+            LogCompleted(logger, record.Id, output.Length);
+            return await EndAsync(record with { Status = GenerationStatus.Completed, QueuePosition = null, CompletedAt = time.GetUtcNow() }, result, cancellationToken);
+        }
+
+        if (status == "ERROR" && (payload is not null || error is not null))
+        {
+            var (detail, errorType, fieldErrors) = payload is { } body ? FalQueueClient.ParseError(body.ToArray()) : ("", null, null);
+            var code = ParseStatusCode(error);
+            var failure = new FalFailure(FalFailureKind.JobFailed, code,
+                string.IsNullOrWhiteSpace(detail) ? payloadError ?? error ?? "fal reported an error." : detail, errorType, fieldErrors);
+            return await EndAsync(Failed(record, failure), null, cancellationToken);
+        }
+
+        // No usable payload (payload_error, or null): the result is fetched from fal once.
+        return await EnsureCompletedAsync(record, new FalStatus(FalStatus.Completed, null, null, null, null), cancellationToken);
+    }
+
+    /// <summary>fal's webhook says "Invalid status code: 422".</summary>
+    private static int? ParseStatusCode(string? error)
+    {
+        var digits = new string((error ?? "").Reverse().TakeWhile(char.IsDigit).Reverse().ToArray());
+        return int.TryParse(digits, System.Globalization.CultureInfo.InvariantCulture, out var code) && code is >= 100 and < 600 ? code : null;
     }
 
     public Task<StoredResult?> GetResultAsync(string id, CancellationToken cancellationToken) =>

@@ -11,6 +11,7 @@ namespace Gateway.Hosting;
 [JsonSerializable(typeof(StatusResponse))]
 [JsonSerializable(typeof(CancelResponse))]
 [JsonSerializable(typeof(ImageResult))]
+[JsonSerializable(typeof(Gateway.Webhooks.WebhookAck))]
 internal sealed partial class GatewayJsonContext : JsonSerializerContext;
 
 /// <summary>What goes to fal: only the fields that are set.</summary>

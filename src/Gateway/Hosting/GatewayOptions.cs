@@ -39,6 +39,29 @@ public sealed class GatewayOptions : IValidatableObject
 
     public bool SwaggerEnabled { get; set; } = true;
 
+    /// <summary>How often each replica looks for unfinished generations that are due a look at fal.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
+    public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Shortest and longest wait between two looks at one unfinished generation.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
+    public TimeSpan ReconcileMinDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
+    public TimeSpan ReconcileMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>With webhooks, how long the reconciler leaves a generation to fal's webhook before polling.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan WebhookGracePeriod { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often event streams send a keep-alive comment.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan EventStreamKeepAlive { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>How often an event stream looks at the generation's status while it runs.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
+    public TimeSpan EventStreamPollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Accepted as client <c>local</c> in Development when no clients are configured.</summary>
     public string DevelopmentClientKey { get; set; } = "dev-local-key";
 

@@ -23,4 +23,12 @@ internal interface IGenerationStore
     Task ReleaseLeaseAsync(string purpose, string id, string owner);
 
     Task<bool> IsHealthyAsync(CancellationToken cancellationToken);
+
+    /// <summary>When the reconciler should next look at an unfinished generation (replaces an earlier time).</summary>
+    Task SchedulePendingAsync(string id, DateTimeOffset dueAt);
+
+    Task RemovePendingAsync(string id);
+
+    /// <summary>Unfinished generations whose time to be looked at has come, oldest first.</summary>
+    Task<IReadOnlyList<string>> GetDuePendingAsync(DateTimeOffset now, int max);
 }

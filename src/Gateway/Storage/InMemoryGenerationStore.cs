@@ -9,6 +9,7 @@ internal sealed class InMemoryGenerationStore(IOptions<GatewayOptions> options, 
 {
     private readonly ConcurrentDictionary<string, Entry> _entries = new();
     private readonly ConcurrentDictionary<string, (string Owner, DateTimeOffset Expires)> _leases = new();
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _pending = new();
     private readonly Lock _gate = new();
     private long _writes;
 
@@ -77,6 +78,21 @@ internal sealed class InMemoryGenerationStore(IOptions<GatewayOptions> options, 
     }
 
     public Task<bool> IsHealthyAsync(CancellationToken cancellationToken) => Task.FromResult(true);
+
+    public Task SchedulePendingAsync(string id, DateTimeOffset dueAt)
+    {
+        _pending[id] = dueAt;
+        return Task.CompletedTask;
+    }
+
+    public Task RemovePendingAsync(string id)
+    {
+        _pending.TryRemove(id, out _);
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<string>> GetDuePendingAsync(DateTimeOffset now, int max) =>
+        Task.FromResult<IReadOnlyList<string>>(_pending.Where(p => p.Value <= now).OrderBy(p => p.Value).Take(max).Select(p => p.Key).ToList());
 
     private Entry? Live(string id) =>
         _entries.TryGetValue(id, out var entry) && entry.Expires > time.GetUtcNow() ? entry : null;

@@ -93,6 +93,17 @@ internal sealed class RedisGenerationStore(IConnectionMultiplexer redis, IOption
     public Task ReleaseLeaseAsync(string purpose, string id, string owner) =>
         ReleaseScript.EvaluateAsync(Db, new { key = RedisKeys.Lease(purpose, id), owner = (RedisValue)owner });
 
+    public Task SchedulePendingAsync(string id, DateTimeOffset dueAt) =>
+        Db.SortedSetAddAsync(RedisKeys.Pending, id, dueAt.ToUnixTimeMilliseconds());
+
+    public Task RemovePendingAsync(string id) => Db.SortedSetRemoveAsync(RedisKeys.Pending, id);
+
+    public async Task<IReadOnlyList<string>> GetDuePendingAsync(DateTimeOffset now, int max)
+    {
+        var due = await Db.SortedSetRangeByScoreAsync(RedisKeys.Pending, double.NegativeInfinity, now.ToUnixTimeMilliseconds(), take: max);
+        return due.Select(v => v.ToString()).ToList();
+    }
+
     public async Task<bool> IsHealthyAsync(CancellationToken cancellationToken)
     {
         try

@@ -18,4 +18,10 @@ internal static class RedisKeys
     public static RedisKey Blob(string id, int index) => $"{Prefix}gen:{{{id}}}:blob:{index}";
 
     public static RedisKey Lease(string purpose, string id) => $"{Prefix}lease:{purpose}:{{{id}}}";
+
+    /// <summary>Unfinished generations by when to look at them next. No TTL: members leave when their generation ends or expires.</summary>
+    public static RedisKey Pending => $"{Prefix}pending";
+
+    /// <summary>Pub/sub: a generation id is published here when it ends, to every replica.</summary>
+    public static RedisChannel Ended => RedisChannel.Literal($"{Prefix}ended");
 }

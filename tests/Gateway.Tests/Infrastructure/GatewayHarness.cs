@@ -36,6 +36,9 @@ public sealed class GatewayHarness : IAsyncDisposable
 
     public Uri GatewayUrl { get; private set; } = null!;
 
+    /// <summary>This test's own Redis database (null: the in-memory store).</summary>
+    public string? RedisConnectionString { get; private init; }
+
     public IServiceProvider Services => _gateways[0].Services;
 
     public static string Sha256(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
@@ -56,7 +59,10 @@ public sealed class GatewayHarness : IAsyncDisposable
             SlowDelay = TimeSpan.FromSeconds(10),
         };
         emulator?.Invoke(emulatorOptions);
-        var harness = new GatewayHarness(await FalEmulatorHost.StartAsync(emulatorOptions), falKey);
+        var harness = new GatewayHarness(await FalEmulatorHost.StartAsync(emulatorOptions), falKey)
+        {
+            RedisConnectionString = redis?.IsolatedConnectionString(),
+        };
         for (var i = 0; i < replicas; i++)
         {
             harness.AddReplica(redis, settings);
@@ -69,7 +75,7 @@ public sealed class GatewayHarness : IAsyncDisposable
     {
         var all = new Dictionary<string, string?>
         {
-            ["ConnectionStrings:Redis"] = redis?.ConnectionString ?? "",
+            ["ConnectionStrings:Redis"] = redis is null ? "" : RedisConnectionString,
             ["Fal:Key"] = FalKey,
             ["Fal:QueueBaseUrl"] = Emulator.QueueBaseUrl,
             ["Fal:RestBaseUrl"] = Emulator.RestBaseUrl,

@@ -19,6 +19,15 @@ public sealed class RedisServer : IAsyncLifetime
 
     public int Port { get; private set; }
 
+    private int _nextDatabase;
+
+    /// <summary>
+    /// A connection string to a database no other test deployment uses: each test's gateways are one
+    /// deployment, and must not see another's pending generations (as two real deployments would not).
+    /// </summary>
+    public string IsolatedConnectionString() =>
+        $"{ConnectionString},defaultDatabase={Interlocked.Increment(ref _nextDatabase) % 10000}";
+
     public async ValueTask InitializeAsync()
     {
         if (Environment.GetEnvironmentVariable("REDIS_URL") is { Length: > 0 } url)
@@ -29,7 +38,7 @@ public sealed class RedisServer : IAsyncLifetime
 
         Port = FreePort();
         var start = new ProcessStartInfo("redis-server",
-            ["--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            ["--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--databases", "10000"])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -1,0 +1,176 @@
+using System.Reflection;
+using System.Text;
+using System.Text.Json;
+using Gateway.Hosting;
+using Gateway.Storage;
+using Gateway.Upstream;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.Metadata;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Generations;
+
+/// <summary>
+/// <c>GET /v1/generations/{id}/events</c>: Server-Sent Events until the job ends. <c>status</c> events
+/// whenever the status or queue position changes, then exactly one <c>completed</c> or <c>failed</c>
+/// carrying the Generation, then the stream closes. Event ids name the state (<c>q3</c>, <c>p</c>,
+/// <c>completed</c>), so <c>Last-Event-ID</c> resumes without repeating what the client saw.
+/// </summary>
+internal sealed class GenerationEventStream(GenerationRecord record, string? lastEventId)
+    : IResult, IEndpointMetadataProvider
+{
+    public async Task ExecuteAsync(HttpContext httpContext)
+    {
+        var services = httpContext.RequestServices;
+        var service = services.GetRequiredService<GenerationService>();
+        var hub = services.GetRequiredService<CompletionHub>();
+        var options = services.GetRequiredService<IOptions<GatewayOptions>>().Value;
+        var time = services.GetRequiredService<TimeProvider>();
+        var stopping = services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(httpContext.RequestAborted, stopping);
+        var token = cancellation.Token;
+
+        if (record.IsTerminal && lastEventId == TerminalId(record))
+        {
+            httpContext.Response.StatusCode = StatusCodes.Status204NoContent; // seen it all: EventSource stops reconnecting
+            return;
+        }
+
+        var response = httpContext.Response;
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache, no-transform";
+        response.Headers["X-Accel-Buffering"] = "no";
+        httpContext.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        await Write(response, "retry: 2000\n\n", token);
+
+        using var watch = hub.WatchFor(record.Id);
+        var sent = lastEventId;
+        var lastWrite = time.GetUtcNow();
+        try
+        {
+            while (true)
+            {
+                GenerationSnapshot? snapshot = null;
+                try
+                {
+                    snapshot = await service.ObserveAsync(await service.ReloadAsync(record, token), logs: false, token);
+                }
+                catch (FalUpstreamException)
+                {
+                    // fal is briefly unreachable: keep the stream, look again on the next tick.
+                }
+
+                if (snapshot is { Record.IsTerminal: true })
+                {
+                    await WriteTerminalAsync(response, service, snapshot, token);
+                    return;
+                }
+
+                if (snapshot is not null)
+                {
+                    var status = GenerationMapper.ToStatus(snapshot, logs: false);
+                    var id = status.Status == GenerationStatus.InQueue ? $"q{status.QueuePosition ?? 0}" : "p";
+                    if (id != sent)
+                    {
+                        var json = JsonSerializer.Serialize(status, GatewayJsonContext.Default.StatusResponse);
+                        await Write(response, $"id: {id}\nevent: status\ndata: {json}\n\n", token);
+                        sent = id;
+                        lastWrite = time.GetUtcNow();
+                    }
+                }
+
+                if (time.GetUtcNow() - lastWrite >= options.EventStreamKeepAlive)
+                {
+                    await Write(response, ": keep-alive\n\n", token);
+                    lastWrite = time.GetUtcNow();
+                }
+
+                var nap = options.EventStreamPollInterval < options.EventStreamKeepAlive ? options.EventStreamPollInterval : options.EventStreamKeepAlive;
+                await Task.WhenAny(watch.Ended, Task.Delay(nap, time, token));
+                token.ThrowIfCancellationRequested();
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested && !httpContext.RequestAborted.IsCancellationRequested)
+        {
+            // The replica is shutting down: tell the client to come back (to another replica) soon.
+            await Write(response, "retry: 500\n: server shutting down\n\n", CancellationToken.None);
+        }
+        catch (OperationCanceledException) when (httpContext.RequestAborted.IsCancellationRequested)
+        {
+            // The client left.
+        }
+    }
+
+    private static string TerminalId(GenerationRecord record) =>
+        record.Status == GenerationStatus.Completed ? "completed" : "failed";
+
+    private static async Task WriteTerminalAsync(HttpResponse response, GenerationService service, GenerationSnapshot snapshot, CancellationToken token)
+    {
+        var terminal = snapshot.Record;
+        var eventName = TerminalId(terminal);
+        await Write(response, $"id: {eventName}\nevent: {eventName}\ndata: ", token);
+        var result = terminal.Status == GenerationStatus.Completed ? await service.GetResultAsync(terminal.Id, token) : null;
+        var body = JsonSerializer.SerializeToUtf8Bytes(GenerationMapper.ToResponse(terminal, null), GatewayJsonContext.Default.GenerationResponse);
+        await using (var data = new SingleLineStream(response.Body))
+        {
+            await GenerationJson.WriteAsync(data, body, result, (i, ct) => service.GetBlobAsync(terminal.Id, i, ct), token);
+        }
+
+        await Write(response, "\n\n", token);
+    }
+
+    private static async Task Write(HttpResponse response, string text, CancellationToken token)
+    {
+        await response.Body.WriteAsync(Encoding.UTF8.GetBytes(text), token);
+        await response.Body.FlushAsync(token);
+    }
+
+    public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder) =>
+        builder.Metadata.Add(new ProducesResponseTypeMetadata(StatusCodes.Status200OK, typeof(string), ["text/event-stream"]));
+
+    /// <summary>
+    /// An SSE <c>data:</c> field is one line. JSON needs no raw line breaks (inside strings they are
+    /// escaped), so any that fal's bytes carry as whitespace become spaces.
+    /// </summary>
+    /// <remarks>Disposing it leaves the response body open: it overrides no Dispose.</remarks>
+    private sealed class SingleLineStream(Stream inner) : Stream
+    {
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Flush() => inner.Flush();
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (buffer.Span.IndexOfAny((byte)'\n', (byte)'\r') < 0)
+            {
+                return inner.WriteAsync(buffer, cancellationToken);
+            }
+
+            var copy = buffer.ToArray();
+            for (var i = 0; i < copy.Length; i++)
+            {
+                if (copy[i] is (byte)'\n' or (byte)'\r')
+                {
+                    copy[i] = (byte)' ';
+                }
+            }
+
+            return inner.WriteAsync(copy, cancellationToken);
+        }
+    }
+}
