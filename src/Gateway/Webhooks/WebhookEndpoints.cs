@@ -59,8 +59,8 @@ internal static partial class WebhookEndpoints
             error = Text(root, "error");
             payloadError = Text(root, "payload_error");
             payload = root.TryGetProperty("payload", out var p) && p.ValueKind == JsonValueKind.Object
-                ? JsonMarshal.GetRawUtf8Value(p).ToArray()
-                : null;
+                ? (ReadOnlyMemory<byte>?)JsonMarshal.GetRawUtf8Value(p).ToArray()
+                : null; // typed: a null byte[] would convert to an empty, non-null memory
         }
         catch (JsonException)
         {

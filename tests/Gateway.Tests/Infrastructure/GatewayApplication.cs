@@ -26,9 +26,9 @@ public sealed class GatewayApplication(IReadOnlyDictionary<string, string?> sett
         }
     }
 
-    public Uri Start()
+    public Uri Start(int port = 0)
     {
-        UseKestrel(options => options.Listen(System.Net.IPAddress.Loopback, 0));
+        UseKestrel(options => options.Listen(System.Net.IPAddress.Loopback, port));
         StartServer();
         var addresses = Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!;
         return new Uri(addresses.Addresses.First());

@@ -19,6 +19,8 @@ public sealed class GatewayHarness : IAsyncDisposable
     private readonly List<GatewayApplication> _gateways = [];
     private readonly ConcurrentQueue<string> _seen = new();
     private readonly CapturingSink _logs = new();
+    private int _webhookPort;
+    private string? _publicBaseUrl;
 
     private GatewayHarness(FalEmulatorHost emulator, string falKey)
     {
@@ -47,7 +49,8 @@ public sealed class GatewayHarness : IAsyncDisposable
         RedisServer? redis,
         Action<FalEmulatorOptions>? emulator = null,
         IReadOnlyDictionary<string, string?>? settings = null,
-        int replicas = 1)
+        int replicas = 1,
+        bool webhooks = false)
     {
         var falKey = "fal-key-" + Guid.NewGuid().ToString("N") + ":SECRETPART";
         var emulatorOptions = new FalEmulatorOptions
@@ -63,6 +66,13 @@ public sealed class GatewayHarness : IAsyncDisposable
         {
             RedisConnectionString = redis?.IsolatedConnectionString(),
         };
+        if (webhooks)
+        {
+            // fal (the stand-in) delivers webhooks to replica 0, as a load balancer would pick one replica.
+            harness._webhookPort = RedisServer.FreePort();
+            harness._publicBaseUrl = $"http://127.0.0.1:{harness._webhookPort}";
+        }
+
         for (var i = 0; i < replicas; i++)
         {
             harness.AddReplica(redis, settings);
@@ -85,6 +95,7 @@ public sealed class GatewayHarness : IAsyncDisposable
             ["Fal:TotalTimeout"] = "00:00:08",
             ["Clients:alpha:KeySha256"] = Sha256(AlphaKey),
             ["Clients:beta:KeySha256"] = Sha256(BetaKey),
+            ["Gateway:PublicBaseUrl"] = _publicBaseUrl ?? "",
             ["Serilog:MinimumLevel:Default"] = "Debug",
             ["Serilog:ConsoleMinimumLevel"] = "Fatal",
         };
@@ -95,7 +106,7 @@ public sealed class GatewayHarness : IAsyncDisposable
 
         var gateway = new GatewayApplication(all, _logs);
         _gateways.Add(gateway);
-        var url = gateway.Start();
+        var url = gateway.Start(_gateways.Count == 1 ? _webhookPort : 0);
         gateway.ClientOptions.BaseAddress = url;
         GatewayUrl = _gateways[0].ClientOptions.BaseAddress;
         return url;
