@@ -248,4 +248,8 @@ public sealed class FalEmulatorState
 public sealed record RecordedRequest(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, long BodyLength, DateTimeOffset At);
 
 /// <summary>One webhook POST: where it went and what came back (StatusCode null when the connection failed or it was not sent).</summary>
-public sealed record WebhookAttempt(string RequestId, string Url, int? StatusCode, string? Error, bool Corrupted, DateTimeOffset At);
+/// <remarks><see cref="At"/> is when the answer came back; <see cref="SentAt"/> when the POST started, for latency measurements.</remarks>
+public sealed record WebhookAttempt(string RequestId, string Url, int? StatusCode, string? Error, bool Corrupted, DateTimeOffset At)
+{
+    public DateTimeOffset SentAt { get; init; }
+}

@@ -95,6 +95,7 @@ internal sealed partial class WebhookSender(
 
             int? status = null;
             string? error = null;
+            var sentAt = time.GetUtcNow();
             try
             {
                 using var response = await _http.SendAsync(request, ct);
@@ -109,7 +110,7 @@ internal sealed partial class WebhookSender(
                 error = ex.Message;
             }
 
-            state.RecordWebhook(new WebhookAttempt(requestId, url, status, error, corrupt, time.GetUtcNow()));
+            state.RecordWebhook(new WebhookAttempt(requestId, url, status, error, corrupt, time.GetUtcNow()) { SentAt = sentAt });
             if (status is >= 200 and < 300)
             {
                 return;

@@ -1,0 +1,230 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Gateway.Tests.Process;
+
+/// <summary>
+/// The gateway as its own OS process (<c>dotnet Gateway.dll</c>), configured only through environment
+/// variables, as a container runs it. Keeps the last lines of its stdout and stderr for assertion
+/// messages, and kills it on dispose. Free of xunit: the benchmark links this file too.
+/// </summary>
+public sealed class ProcessGateway : IDisposable
+{
+    private const int KeptLines = 400;
+
+    /// <summary>Inherited variables that would configure the child behind the caller's back.</summary>
+    private static readonly string[] ForeignPrefixes =
+        ["ASPNETCORE_", "DOTNET_ENVIRONMENT", "ConnectionStrings__", "Fal__", "FAL_KEY", "Gateway__", "Clients__", "Serilog__", "Webhooks__"];
+
+    private readonly System.Diagnostics.Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
+
+    private ProcessGateway(System.Diagnostics.Process process, int port)
+    {
+        _process = process;
+        Port = port;
+        BaseAddress = new Uri($"http://127.0.0.1:{port}");
+    }
+
+    /// <summary>The directory holding Gateway.sln, found by walking up from the running assembly.</summary>
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    /// <summary><c>src/Gateway/bin/{configuration}/net10.0/Gateway.dll</c>, as <c>dotnet build</c> leaves it.</summary>
+    public static string BuiltDll(string configuration) =>
+        Path.Combine(RepoRoot, "src", "Gateway", "bin", configuration, "net10.0", "Gateway.dll");
+
+    public Uri BaseAddress { get; }
+
+    public int Port { get; }
+
+    public int ProcessId => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>The last lines the process wrote (stdout and stderr, interleaved as they arrived).</summary>
+    public string Output => string.Join('\n', _output);
+
+    /// <summary>
+    /// Starts <paramref name="dll"/> on a free loopback port with <paramref name="environment"/> on top of
+    /// ASPNETCORE_ENVIRONMENT=Production and ASPNETCORE_URLS=http://127.0.0.1:{port}.
+    /// </summary>
+    public static ProcessGateway Start(string dll, IReadOnlyDictionary<string, string> environment, int? port = null)
+    {
+        if (!File.Exists(dll))
+        {
+            throw new FileNotFoundException($"The gateway is not built at {dll}: run 'dotnet build' (or publish) first.", dll);
+        }
+
+        var chosen = port ?? FreePort();
+        var start = new ProcessStartInfo(DotnetHost(), [dll])
+        {
+            WorkingDirectory = Path.GetDirectoryName(dll)!, // the content root: appsettings.json sits beside the dll
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var name in start.Environment.Keys.Where(k => ForeignPrefixes.Any(p => k.StartsWith(p, StringComparison.OrdinalIgnoreCase))).ToList())
+        {
+            start.Environment.Remove(name);
+        }
+
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{chosen.ToString(CultureInfo.InvariantCulture)}";
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        var process = new System.Diagnostics.Process { StartInfo = start };
+        var gateway = new ProcessGateway(process, chosen);
+        process.OutputDataReceived += (_, e) => gateway.Keep(e.Data);
+        process.ErrorDataReceived += (_, e) => gateway.Keep(e.Data is null ? null : "[stderr] " + e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return gateway;
+    }
+
+    /// <summary>Polls <c>/health/ready</c> until it answers 200; throws with the process output if it exits or time runs out.</summary>
+    public async Task WaitUntilReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        using var http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(5) };
+        var clock = Stopwatch.StartNew();
+        var last = "no answer";
+        while (clock.Elapsed < timeout)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"The gateway exited with code {_process.ExitCode} before it was ready.\n{Output}");
+            }
+
+            try
+            {
+                using var response = await http.GetAsync(new Uri("/health/ready", UriKind.Relative), cancellationToken);
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    return;
+                }
+
+                last = $"{(int)response.StatusCode}";
+            }
+            catch (HttpRequestException e)
+            {
+                last = e.Message;
+            }
+
+            await Task.Delay(100, cancellationToken);
+        }
+
+        throw new TimeoutException($"The gateway was not ready within {timeout} (last: {last}).\n{Output}");
+    }
+
+    /// <summary>Sends SIGTERM, as Kubernetes does to stop a pod.</summary>
+    public void Terminate()
+    {
+        using var kill = System.Diagnostics.Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill -TERM {_process.Id} failed with {kill.ExitCode}.");
+        }
+    }
+
+    /// <summary>True when the process exited within <paramref name="timeout"/>.</summary>
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancellation = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cancellation.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Resident set size now and at its peak, in KiB, from /proc/{pid}/status (Linux).</summary>
+    public (long RssKiB, long PeakRssKiB) Memory()
+    {
+        long rss = 0, peak = 0;
+        foreach (var line in File.ReadLines($"/proc/{_process.Id.ToString(CultureInfo.InvariantCulture)}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            {
+                rss = KiB(line);
+            }
+            else if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+            {
+                peak = KiB(line);
+            }
+        }
+
+        return (rss, peak);
+
+        static long KiB(string line) => long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit(5000);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // never started or already gone
+        }
+
+        _process.Dispose();
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private void Keep(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        _output.Enqueue(line);
+        while (_output.Count > KeptLines && _output.TryDequeue(out _))
+        {
+        }
+    }
+
+    /// <summary>The dotnet host that runs this process (the CLI names it in DOTNET_HOST_PATH), else the one on PATH.</summary>
+    private static string DotnetHost() =>
+        Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host
+        : Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet" ? Environment.ProcessPath!
+        : "dotnet";
+
+    private static string FindRepoRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "Gateway.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"No Gateway.sln above {AppContext.BaseDirectory}: run from inside the repository.");
+    }
+}
