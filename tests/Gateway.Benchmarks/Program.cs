@@ -1,0 +1,274 @@
+using System.Globalization;
+using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
+using FalEmulator;
+using Gateway.Benchmarks;
+using Gateway.Tests.Process;
+
+// Webhook-to-client latency and the gateway's memory with 1,000 open event streams. The gateway runs
+// as its own process (so /proc/{pid} measures it alone) against a throwaway redis-server and the fal
+// stand-in, which signs and delivers real webhooks. Bounded: everything stops after three minutes.
+var configuration = typeof(BenchmarkRun).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Release";
+using var overall = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    overall.Cancel();
+};
+
+var run = new BenchmarkRun(configuration);
+AppDomain.CurrentDomain.ProcessExit += (_, _) => run.Kill();
+try
+{
+    await run.ExecuteAsync(overall.Token);
+    return 0;
+}
+catch (OperationCanceledException) when (overall.IsCancellationRequested)
+{
+    await Console.Error.WriteLineAsync("The benchmark did not finish within 3 minutes; stopped.\n" + run.GatewayOutput);
+    return 2;
+}
+catch (InvalidOperationException e)
+{
+    await Console.Error.WriteLineAsync($"The benchmark failed: {e.Message}\n{run.GatewayOutput}");
+    return 1;
+}
+finally
+{
+    await run.DisposeAsync();
+}
+
+internal sealed class BenchmarkRun(string configuration) : IAsyncDisposable
+{
+    private const int WarmUpGenerations = 5;
+    private const int LatencyGenerations = 200;
+    private const int LatencyRunMs = 3_000;
+    private const int FanOutGenerations = 50;
+    private const int FanOutStreams = 1_000;
+    private const int FanOutRunMs = 30_000;
+
+    private LocalRedis? _redis;
+    private FalEmulatorHost? _fal;
+    private ProcessGateway? _gateway;
+
+    public string GatewayOutput => _gateway is null ? ""
+        : $"gateway {(_gateway.HasExited ? $"exited with {_gateway.ExitCode}" : "still running")}; its last lines:\n{_gateway.Output}";
+
+    public async Task ExecuteAsync(CancellationToken cancellationToken)
+    {
+        var falKey = "bench-" + Guid.NewGuid().ToString("N") + ":secret";
+        var clientKey = "bench-client-" + Guid.NewGuid().ToString("N");
+        _redis = await LocalRedis.StartAsync(cancellationToken);
+        _fal = await FalEmulatorHost.StartAsync(new FalEmulatorOptions
+        {
+            Key = falKey,
+            QueueTime = TimeSpan.FromMilliseconds(20),
+            RunTime = TimeSpan.FromSeconds(3),
+            MaxConcurrent = 10_000,
+            ImageLongSide = 64,
+        }, cancellationToken: cancellationToken);
+
+        var port = ProcessGateway.FreePort();
+        var dll = ProcessGateway.BuiltDll(configuration);
+        _gateway = ProcessGateway.Start(dll, new Dictionary<string, string>
+        {
+            ["ConnectionStrings__Redis"] = _redis.ConnectionString,
+            ["Fal__Key"] = falKey,
+            ["Fal__QueueBaseUrl"] = _fal.QueueBaseUrl,
+            ["Fal__RestBaseUrl"] = _fal.RestBaseUrl,
+            ["Fal__RunBaseUrl"] = _fal.RunBaseUrl,
+            ["Fal__JwksUrl"] = _fal.JwksUrl,
+            ["Gateway__PublicBaseUrl"] = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}",
+            // Only the webhook may end a stream: no stream looks at fal itself, the reconciler waits a minute.
+            ["Gateway__EventStreamPollInterval"] = "00:00:30",
+            ["Gateway__WebhookGracePeriod"] = "00:01:00",
+            ["Clients__bench__KeySha256"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(clientKey))),
+            ["Clients__bench__RequestsPerMinute"] = "1000000",
+            ["Clients__bench__ImagesPerDay"] = "10000000",
+            ["Serilog__MinimumLevel__Default"] = Environment.GetEnvironmentVariable("BENCH_GATEWAY_LOG_LEVEL") ?? "Warning",
+        }, port);
+        await _gateway.WaitUntilReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
+        var started = _gateway.Memory();
+
+        using var client = new BenchmarkClient(_gateway.BaseAddress, clientKey);
+        Console.WriteLine($"gateway pid {_gateway.ProcessId} ({configuration}) on {_gateway.BaseAddress}; redis on {_redis.Port}; {Environment.ProcessorCount} cores");
+
+        // Warm-up: JIT, the JWKS fetch, Redis and HTTP connections.
+        await RunOneStreamPerGenerationAsync(client, WarmUpGenerations, 300, cancellationToken);
+
+        Console.WriteLine($"latency: {LatencyGenerations} generations, one event stream each…");
+        var latency = await RunOneStreamPerGenerationAsync(client, LatencyGenerations, LatencyRunMs, cancellationToken);
+        var latencyReport = await MeasureAsync(latency, cancellationToken);
+
+        await Task.Delay(TimeSpan.FromSeconds(3), cancellationToken);
+        var idle = _gateway.Memory();
+
+        Console.WriteLine($"memory: {FanOutStreams} event streams on {FanOutGenerations} generations…");
+        var generations = await SubmitAllAsync(client, FanOutGenerations, "fan-out", FanOutRunMs, cancellationToken);
+        var connecting = System.Diagnostics.Stopwatch.StartNew();
+        var connected = 0;
+        var allConnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var opening = new SemaphoreSlim(50); // at most 50 streams connecting at once
+        var streams = Enumerable.Range(0, FanOutStreams).Select(i => Task.Run(async () =>
+        {
+            await opening.WaitAsync(cancellationToken);
+            var released = false;
+            try
+            {
+                return await client.WatchAsync(generations[i % generations.Count], () =>
+                {
+                    released = true;
+                    opening.Release();
+                    if (Interlocked.Increment(ref connected) == FanOutStreams)
+                    {
+                        allConnected.TrySetResult();
+                    }
+                }, cancellationToken);
+            }
+            finally
+            {
+                if (!released)
+                {
+                    opening.Release();
+                }
+            }
+        }, cancellationToken)).ToList();
+
+        var failedEarly = Task.WhenAll(streams);
+        await Task.WhenAny(allConnected.Task, failedEarly, Task.Delay(TimeSpan.FromSeconds(FanOutRunMs / 1000 - 5), cancellationToken));
+        if (!allConnected.Task.IsCompleted)
+        {
+            await ((Task)failedEarly).WaitAsync(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            throw new InvalidOperationException($"only {Volatile.Read(ref connected)} of {FanOutStreams} streams connected before the generations ended"
+                + (failedEarly.Exception is { } e ? $": {e.InnerExceptions[0].Message}" : ""));
+        }
+
+        var connectTime = connecting.Elapsed;
+        await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken); // let the last streams settle
+        var open = _gateway.Memory();
+
+        var fanOut = await Task.WhenAll(streams);
+        var fanOutReport = await MeasureAsync(fanOut, cancellationToken);
+        await Task.Delay(TimeSpan.FromSeconds(3), cancellationToken);
+        var after = _gateway.Memory();
+
+        var lastTerminal = fanOut.Max(o => o.EndedAt);
+        var sends = await WebhookSendsAsync(fanOut.Select(o => o.Id).Distinct(), cancellationToken);
+        var lastSend = sends.Values.Max();
+        var firstSend = sends.Values.Min();
+
+        static string MiB(long kib) => (kib / 1024.0).ToString("F1", CultureInfo.InvariantCulture) + " MiB";
+        var perStream = (open.RssKiB - idle.RssKiB) / (double)FanOutStreams;
+        Console.WriteLine($"""
+
+            ===================== gateway benchmark results =====================
+            gateway: separate process, {configuration}, Production, Redis + webhooks; {Environment.ProcessorCount} cores
+            webhook sent by fal -> terminal SSE event read by the client
+              {LatencyGenerations} generations, one stream each:  {latencyReport}
+              {FanOutGenerations} generations x {FanOutStreams / FanOutGenerations} streams:    {fanOutReport}
+              all {FanOutStreams:N0} terminal events read {(lastTerminal - lastSend).TotalMilliseconds:F0} ms after the last webhook send ({(lastTerminal - firstSend).TotalMilliseconds:F0} ms after the first)
+            gateway memory (VmRSS)
+              ready, before any request:     {MiB(started.RssKiB)}
+              idle after the latency run:    {MiB(idle.RssKiB)}
+              with {FanOutStreams:N0} streams open:       {MiB(open.RssKiB)}  (+{perStream:F1} KiB per stream; {FanOutStreams:N0} connected in {connectTime.TotalSeconds:F1} s)
+              after the streams ended:       {MiB(after.RssKiB)}
+              peak (VmHWM):                  {MiB(after.PeakRssKiB)}
+            =====================================================================
+            """);
+    }
+
+    private static async Task<StreamOutcome[]> RunOneStreamPerGenerationAsync(BenchmarkClient client, int count, int runMs, CancellationToken cancellationToken)
+    {
+        using var submitting = new SemaphoreSlim(16);
+        return await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+        {
+            string id;
+            await submitting.WaitAsync(cancellationToken);
+            try
+            {
+                id = await client.SubmitAsync($"latency {i} [[run:{runMs}]]", cancellationToken);
+            }
+            finally
+            {
+                submitting.Release();
+            }
+
+            return await client.WatchAsync(id, null, cancellationToken);
+        }));
+    }
+
+    private static async Task<List<string>> SubmitAllAsync(BenchmarkClient client, int count, string prompt, int runMs, CancellationToken cancellationToken)
+    {
+        using var submitting = new SemaphoreSlim(10);
+        return [.. await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+        {
+            await submitting.WaitAsync(cancellationToken);
+            try
+            {
+                return await client.SubmitAsync($"{prompt} {i} [[run:{runMs}]]", cancellationToken);
+            }
+            finally
+            {
+                submitting.Release();
+            }
+        }))];
+    }
+
+    /// <summary>When the stand-in started the first webhook POST of each generation; waits until every one is recorded.</summary>
+    private async Task<Dictionary<string, DateTimeOffset>> WebhookSendsAsync(IEnumerable<string> ids, CancellationToken cancellationToken)
+    {
+        var wanted = ids.ToHashSet(StringComparer.Ordinal);
+        for (var attempt = 0; ; attempt++)
+        {
+            var sends = _fal!.State.WebhookAttempts.Where(a => wanted.Contains(a.RequestId))
+                .GroupBy(a => a.RequestId, StringComparer.Ordinal)
+                .ToDictionary(g => g.Key, g => g.Min(a => a.SentAt), StringComparer.Ordinal);
+            if (sends.Count == wanted.Count)
+            {
+                return sends;
+            }
+
+            if (attempt == 100)
+            {
+                throw new InvalidOperationException($"the stand-in recorded webhooks for only {sends.Count} of {wanted.Count} generations");
+            }
+
+            await Task.Delay(100, cancellationToken);
+        }
+    }
+
+    private async Task<string> MeasureAsync(IReadOnlyCollection<StreamOutcome> outcomes, CancellationToken cancellationToken)
+    {
+        var sends = await WebhookSendsAsync(outcomes.Select(o => o.Id).Distinct(), cancellationToken);
+        var late = outcomes.Count(o => o.ConnectedAt > sends[o.Id]);
+        var early = outcomes.Count(o => o.EndedAt < sends[o.Id]);
+        var failed = outcomes.Count(o => o.Terminal != "completed");
+        var latencies = outcomes.Where(o => o.ConnectedAt <= sends[o.Id]).Select(o => (o.EndedAt - sends[o.Id]).TotalMilliseconds).Order().ToList();
+        if (latencies.Count == 0)
+        {
+            throw new InvalidOperationException("no stream was open when its webhook was sent");
+        }
+
+        string P(double q) => latencies[Math.Clamp((int)Math.Ceiling(q * latencies.Count) - 1, 0, latencies.Count - 1)].ToString("F1", CultureInfo.InvariantCulture);
+        var notes = (late, early, failed) == (0, 0, 0) ? "" : $" [{late} opened after the webhook, {early} ended before it, {failed} not completed]";
+        return $"p50 {P(0.50)} ms  p95 {P(0.95)} ms  p99 {P(0.99)} ms  max {P(1)} ms  (n={latencies.Count}){notes}";
+    }
+
+    public void Kill()
+    {
+        _gateway?.Dispose();
+        _redis?.Dispose();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _gateway?.Dispose();
+        if (_fal is not null)
+        {
+            await _fal.DisposeAsync();
+        }
+
+        _redis?.Dispose();
+    }
+}
