@@ -13,7 +13,7 @@ namespace Gateway.Tests.Infrastructure;
 /// </summary>
 public sealed class RedisServer : IAsyncLifetime
 {
-    private Process? _process;
+    private System.Diagnostics.Process? _process;
 
     public string ConnectionString { get; private set; } = "";
 
@@ -45,7 +45,7 @@ public sealed class RedisServer : IAsyncLifetime
         };
         try
         {
-            _process = Process.Start(start)!;
+            _process = System.Diagnostics.Process.Start(start)!;
         }
         catch (System.ComponentModel.Win32Exception e)
         {

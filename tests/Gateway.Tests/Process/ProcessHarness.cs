@@ -1,0 +1,116 @@
+using System.Net.Http.Headers;
+using System.Reflection;
+using FalEmulator;
+using Gateway.Tests.Infrastructure;
+
+namespace Gateway.Tests.Process;
+
+/// <summary>
+/// One process test's world: the fal stand-in in this process, the gateway as its own OS process in
+/// Production against the run's real Redis (a database of its own), and one configured client key.
+/// </summary>
+public sealed class ProcessHarness : IAsyncDisposable
+{
+    public const string ClientKey = "process-client-key-3c9e1f7a-secret";
+
+    private ProcessHarness(FalEmulatorHost fal, ProcessGateway gateway, string falKey, string redis)
+    {
+        Fal = fal;
+        Gateway = gateway;
+        FalKey = falKey;
+        RedisConnectionString = redis;
+    }
+
+    public FalEmulatorHost Fal { get; }
+
+    public ProcessGateway Gateway { get; }
+
+    public string FalKey { get; }
+
+    /// <summary>The isolated Redis database this gateway uses.</summary>
+    public string RedisConnectionString { get; }
+
+    /// <summary>The configuration this test assembly was built in, so the gateway it runs is the one just built.</summary>
+    public static string Configuration { get; } =
+        typeof(ProcessHarness).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Debug";
+
+    public static string BuiltDll => ProcessGateway.BuiltDll(Configuration);
+
+    public static async Task<ProcessHarness> StartAsync(
+        RedisServer redis,
+        string dll,
+        Action<FalEmulatorOptions>? emulator = null,
+        IReadOnlyDictionary<string, string>? settings = null,
+        bool webhooks = false)
+    {
+        var falKey = "fal-key-" + Guid.NewGuid().ToString("N") + ":SECRETPART";
+        var options = new FalEmulatorOptions
+        {
+            Key = falKey,
+            QueueTime = TimeSpan.FromMilliseconds(50),
+            RunTime = TimeSpan.FromMilliseconds(200),
+            MaxConcurrent = 50,
+            ImageLongSide = 64,
+        };
+        emulator?.Invoke(options);
+        var fal = await FalEmulatorHost.StartAsync(options, cancellationToken: TestContext.Current.CancellationToken);
+        var connection = redis.IsolatedConnectionString();
+        var port = ProcessGateway.FreePort();
+        var environment = new Dictionary<string, string>
+        {
+            ["ConnectionStrings__Redis"] = connection,
+            ["Fal__Key"] = falKey,
+            ["Fal__QueueBaseUrl"] = fal.QueueBaseUrl,
+            ["Fal__RestBaseUrl"] = fal.RestBaseUrl,
+            ["Fal__RunBaseUrl"] = fal.RunBaseUrl,
+            ["Fal__JwksUrl"] = fal.JwksUrl,
+            ["Gateway__PublicBaseUrl"] = webhooks ? $"http://127.0.0.1:{port}" : "",
+            ["Clients__process__KeySha256"] = GatewayHarness.Sha256(ClientKey),
+            ["Serilog__MinimumLevel__Default"] = "Information",
+        };
+        foreach (var (name, value) in settings ?? new Dictionary<string, string>())
+        {
+            environment[name] = value;
+        }
+
+        ProcessGateway? gateway = null;
+        try
+        {
+            gateway = ProcessGateway.Start(dll, environment, port);
+            await gateway.WaitUntilReadyAsync(TimeSpan.FromSeconds(90), TestContext.Current.CancellationToken);
+            return new ProcessHarness(fal, gateway, falKey, connection);
+        }
+        catch
+        {
+            gateway?.Dispose();
+            await fal.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>A client with its own connection pool; <paramref name="key"/> null sends no credentials.</summary>
+    public HttpClient Client(string? key = ClientKey)
+    {
+        var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64 })
+        {
+            BaseAddress = Gateway.BaseAddress,
+            Timeout = TimeSpan.FromSeconds(30),
+        };
+        if (key is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        }
+
+        return client;
+    }
+
+    /// <summary>For assertion messages: how the process ended (if it did) and what it wrote last.</summary>
+    public string Describe() =>
+        $"\n--- gateway process {Gateway.ProcessId} ({(Gateway.HasExited ? $"exited {Gateway.ExitCode}" : "running")}), last output:\n{Gateway.Output}";
+
+    public async ValueTask DisposeAsync()
+    {
+        Gateway.Dispose();
+        await Fal.DisposeAsync();
+    }
+}
