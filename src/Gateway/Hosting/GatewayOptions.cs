@@ -54,6 +54,14 @@ public sealed class GatewayOptions : IValidatableObject
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan WebhookGracePeriod { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>After SIGTERM: how long readiness answers 503 while the replica still serves, before the server stops.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    public TimeSpan ShutdownDrainDelay { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>After SIGTERM: the most the whole shutdown (drain, then in-flight requests) may take.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>How often event streams send a keep-alive comment.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan EventStreamKeepAlive { get; set; } = TimeSpan.FromSeconds(15);

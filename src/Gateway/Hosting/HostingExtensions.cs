@@ -92,7 +92,11 @@ internal static class HostingExtensions
         });
         builder.Services.AddExceptionHandler<GatewayExceptionHandler>();
 
-        builder.Services.AddHealthChecks();
+        builder.Services.AddSingleton<GracefulShutdown>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<GracefulShutdown>());
+        builder.Services.AddHealthChecks().AddCheck<GracefulShutdown>("draining", tags: ["ready"]);
+        builder.Services.AddOptions<HostOptions>().Configure<IOptions<GatewayOptions>>((host, gateway) => host.ShutdownTimeout = gateway.Value.ShutdownTimeout);
+        builder.AddGatewayObservability();
         builder.AddGatewayOpenApi();
         return builder;
     }
@@ -119,6 +123,7 @@ internal static class HostingExtensions
         app.MapHealthChecks("/health/live", new() { Predicate = _ => false }).ExcludeFromDescription();
         app.MapHealthChecks("/health/ready", new() { Predicate = check => check.Tags.Contains("ready") }).ExcludeFromDescription();
         app.MapGatewayOpenApi();
+        app.MapGatewayMetrics();
         return app;
     }
 

@@ -11,7 +11,7 @@ namespace Gateway.Upstream;
 /// The one typed client for fal's queue API. Reads go through the standard resilience handler (retried
 /// with backoff); a submit is never retried once it may have reached fal, because fal would bill it twice.
 /// </summary>
-internal sealed class FalQueueClient(HttpClient http, IOptions<FalOptions> options, ILogger<FalQueueClient> logger)
+internal sealed class FalQueueClient(HttpClient http, IOptions<FalOptions> options, Hosting.GatewayMetrics metrics, TimeProvider time, ILogger<FalQueueClient> logger)
 {
     private readonly FalOptions _options = options.Value;
 
@@ -104,17 +104,23 @@ internal sealed class FalQueueClient(HttpClient http, IOptions<FalOptions> optio
 
     private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, string operation, CancellationToken cancellationToken)
     {
+        var started = time.GetTimestamp();
+        var outcome = "error";
         try
         {
-            return await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            outcome = ((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return response;
         }
         catch (BrokenCircuitException e)
         {
+            outcome = "circuit_open";
             throw new FalUpstreamException(new FalFailure(FalFailureKind.CircuitOpen, null,
                 $"Calls to fal are paused after repeated failures ({operation}).", RetryAfter: TimeSpan.FromSeconds(5)), e);
         }
         catch (TimeoutRejectedException e)
         {
+            outcome = "timeout";
             throw new FalUpstreamException(new FalFailure(FalFailureKind.Timeout, null, $"fal did not answer the {operation} call in time."), e);
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
@@ -123,10 +129,15 @@ internal sealed class FalQueueClient(HttpClient http, IOptions<FalOptions> optio
         }
         catch (HttpRequestException e)
         {
+            outcome = "connection_error";
             var detail = request.Method == HttpMethod.Post
                 ? "The connection to fal failed during the submit; the job may or may not have been created, and it was not retried."
                 : $"The connection to fal failed ({operation}).";
             throw new FalUpstreamException(new FalFailure(FalFailureKind.BadGateway, null, detail), e);
+        }
+        finally
+        {
+            metrics.FalCall(operation, outcome, time.GetElapsedTime(started));
         }
     }
 
