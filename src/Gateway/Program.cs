@@ -1,6 +1,7 @@
 using Gateway.Clients;
 using Gateway.Generations;
 using Gateway.Hosting;
+using Gateway.Proxy;
 using Gateway.Storage;
 using Gateway.Upstream;
 
@@ -11,6 +12,7 @@ builder.AddClientAuthentication();
 builder.AddGenerationStore();
 builder.AddFalUpstream();
 builder.AddGenerations();
+builder.AddFalProxy();
 
 var app = builder.Build();
 
@@ -20,6 +22,7 @@ app.UseAuthorization();
 
 app.MapGatewayHosting();
 app.MapGenerations();
+app.MapFalProxy();
 
 app.Run();
 
