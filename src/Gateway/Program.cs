@@ -1,4 +1,5 @@
 using Gateway.Clients;
+using Gateway.Files;
 using Gateway.Generations;
 using Gateway.Hosting;
 using Gateway.Proxy;
@@ -22,6 +23,7 @@ app.UseAuthorization();
 
 app.MapGatewayHosting();
 app.MapGenerations();
+app.MapFiles();
 app.MapFalProxy();
 
 app.Run();

@@ -62,14 +62,14 @@ internal static class HostingExtensions
             if (problem.Status == StatusCodes.Status413PayloadTooLarge)
             {
                 problem.Detail ??= "The request body is larger than the gateway accepts (Gateway__MaxRequestBodyBytes).";
-                problem.Extensions["errors"] = new Dictionary<string, string[]> { ["body"] = [problem.Detail] };
+                problem.Extensions.TryAdd("errors", new Dictionary<string, string[]> { ["body"] = [problem.Detail] });
                 problem.Type = ProblemTypes.For("body-too-large");
             }
 
             if (problem.Status == StatusCodes.Status415UnsupportedMediaType)
             {
                 problem.Detail ??= "Send the body as JSON with Content-Type: application/json.";
-                problem.Extensions["errors"] = new Dictionary<string, string[]> { ["Content-Type"] = [problem.Detail] };
+                problem.Extensions.TryAdd("errors", new Dictionary<string, string[]> { ["Content-Type"] = [problem.Detail] });
                 problem.Type = ProblemTypes.For("unsupported-media-type");
             }
 
