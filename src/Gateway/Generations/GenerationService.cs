@@ -31,6 +31,11 @@ internal sealed partial class GenerationService(
 
     public string EditModel => falOptions.Value.EditModel;
 
+    /// <summary>Where fal should deliver the completion webhook: <c>{PublicBaseUrl}/v1/webhooks/fal</c>, or null (the gateway polls).</summary>
+    public string? WebhookUrl => gatewayOptions.Value.PublicBaseUrl is { Length: > 0 } publicBase
+        ? $"{publicBase.TrimEnd('/')}/v1/webhooks/fal"
+        : null;
+
     public async Task<GenerationRecord> SubmitAsync(string client, string endpointId, ImageRequest request)
     {
         // A job fal accepted but the gateway cannot record would be billed and lost: check the store first.
@@ -40,11 +45,18 @@ internal sealed partial class GenerationService(
         }
 
         var input = JsonSerializer.SerializeToUtf8Bytes(request.ToFalInput(), FalInputJsonContext.Default.FalImageInput);
-        var publicBase = gatewayOptions.Value.PublicBaseUrl;
-        var webhook = string.IsNullOrEmpty(publicBase) ? null : $"{publicBase.TrimEnd('/')}/v1/webhooks/fal";
 
         // Once the bytes may have left, nothing cancels or repeats the submit: fal would bill a second job.
-        var submitted = await fal.SubmitAsync(endpointId, input, webhook, CancellationToken.None);
+        var submitted = await fal.SubmitAsync(endpointId, input, WebhookUrl, CancellationToken.None);
+        return await RecordSubmittedAsync(client, endpointId, submitted, request);
+    }
+
+    /// <summary>
+    /// Records a job fal accepted as owned by <paramref name="client"/> and tells the listeners; shared by the
+    /// /v1 routes and the fal client proxy, so either sees the other's jobs.
+    /// </summary>
+    public async Task<GenerationRecord> RecordSubmittedAsync(string client, string endpointId, FalSubmitResponse submitted, ImageRequest request)
+    {
         GatewayMetrics.TagRequestId(submitted.RequestId);
         var record = new GenerationRecord
         {

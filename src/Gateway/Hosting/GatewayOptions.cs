@@ -24,6 +24,10 @@ public sealed class GatewayOptions : IValidatableObject
     [Range(1024, 1024L * 1024 * 1024)]
     public long MaxRequestBodyBytes { get; set; } = 32 * 1024 * 1024;
 
+    /// <summary>Largest file accepted by <c>POST /v1/files</c>.</summary>
+    [Range(1, 1024L * 1024 * 1024)]
+    public long MaxUploadBytes { get; set; } = 10 * 1024 * 1024;
+
     [Range(typeof(TimeSpan), "00:01:00", "365.00:00:00")]
     public TimeSpan ResultTtl { get; set; } = TimeSpan.FromDays(7);
 

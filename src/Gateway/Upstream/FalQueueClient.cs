@@ -94,6 +94,35 @@ internal sealed class FalQueueClient(HttpClient http, IOptions<FalOptions> optio
         return FalCancelOutcome.Requested;
     }
 
+    /// <summary>fal storage, step 1 (with the FAL key): where to PUT a file, and the URL it will then have.</summary>
+    public async Task<FalUploadTarget> InitiateUploadAsync(string contentType, string fileName, CancellationToken cancellationToken)
+    {
+        using var request = NewRequest(HttpMethod.Post, $"{_options.RestBaseUrl.TrimEnd('/')}/storage/upload/initiate?storage_type=fal-cdn-v3");
+        request.Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(
+            new FalUploadInitiate(contentType, fileName), FalJsonContext.Default.FalUploadInitiate));
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var response = await SendAsync(request, "upload", cancellationToken);
+        await EnsureSuccessAsync(response, "upload", cancellationToken);
+        var target = await ReadJsonAsync(response, FalJsonContext.Default.FalUploadTarget, "upload", cancellationToken);
+        if (!Uri.TryCreate(target.UploadUrl, UriKind.Absolute, out var upload) || upload.Scheme is not ("http" or "https")
+            || !Uri.TryCreate(target.FileUrl, UriKind.Absolute, out var file) || file.Scheme is not ("http" or "https"))
+        {
+            throw new FalUpstreamException(new FalFailure(FalFailureKind.BadGateway, (int)response.StatusCode,
+                "fal's upload answer had no usable upload_url and file_url."));
+        }
+
+        return target;
+    }
+
+    /// <summary>fal storage, step 2: the bytes go to the signed upload URL, streamed, without the FAL key.</summary>
+    public async Task PutUploadAsync(string uploadUrl, Stream content, string contentType, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Put, uploadUrl) { Content = new StreamContent(content) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue(contentType);
+        using var response = await SendAsync(request, "upload", cancellationToken);
+        await EnsureSuccessAsync(response, "upload", cancellationToken);
+    }
+
     private HttpRequestMessage NewRequest(HttpMethod method, string url)
     {
         var request = new HttpRequestMessage(method, url);
