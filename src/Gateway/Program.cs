@@ -1,6 +1,8 @@
 using Gateway.Clients;
+using Gateway.Files;
 using Gateway.Generations;
 using Gateway.Hosting;
+using Gateway.Proxy;
 using Gateway.Storage;
 using Gateway.Upstream;
 using Gateway.Webhooks;
@@ -13,6 +15,7 @@ builder.AddGenerationStore();
 builder.AddFalUpstream();
 builder.AddGenerations();
 builder.AddFalWebhooks();
+builder.AddFalProxy();
 
 var app = builder.Build();
 
@@ -23,6 +26,8 @@ app.UseAuthorization();
 app.MapGatewayHosting();
 app.MapGenerations();
 app.MapFalWebhooks();
+app.MapFiles();
+app.MapFalProxy();
 
 app.Run();
 

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 
 namespace Gateway.Clients;
 
-/// <summary>Authenticates internal clients by their key: <c>Authorization: Bearer &lt;key&gt;</c> or <c>X-Api-Key: &lt;key&gt;</c>.</summary>
+/// <summary>Authenticates internal clients by their key: <c>Authorization: Bearer &lt;key&gt;</c>, <c>X-Api-Key: &lt;key&gt;</c> or <c>Authorization: Key &lt;key&gt;</c>.</summary>
 internal sealed class ClientKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory loggerFactory,
@@ -62,10 +62,17 @@ internal sealed class ClientKeyAuthenticationHandler(
             return apiKey.ToString().Trim();
         }
 
+        // "Key <client key>" is what @fal-ai/client sends when a frontend passes its client key as `credentials`.
         var authorization = request.Headers.Authorization.ToString();
-        return authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && authorization.Length > 7
-            ? authorization[7..].Trim()
-            : null;
+        foreach (var scheme in (ReadOnlySpan<string>)["Bearer ", "Key "])
+        {
+            if (authorization.StartsWith(scheme, StringComparison.OrdinalIgnoreCase) && authorization.Length > scheme.Length)
+            {
+                return authorization[scheme.Length..].Trim();
+            }
+        }
+
+        return null;
     }
 }
 

@@ -45,7 +45,8 @@ internal static class GenerationEndpoints
         group.MapGet("/generations/{id}/events", GetGenerationEvents)
             .WithName(nameof(GetGenerationEvents))
             .WithSummary("Server-Sent Events until the job ends: status, then completed or failed")
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         group.MapPost("/generations/{id}/cancel", CancelGeneration)
             .WithName(nameof(CancelGeneration))
@@ -113,8 +114,15 @@ internal static class GenerationEndpoints
     }
 
     public static async Task<Results<GenerationEventStream, ProblemHttpResult>> GetGenerationEvents(
-        string id, ClaimsPrincipal user, GenerationService service, HttpRequest request, CancellationToken cancellationToken)
+        string id, ClaimsPrincipal user, GenerationService service, GracefulShutdown shutdown, HttpRequest request, CancellationToken cancellationToken)
     {
+        if (shutdown.Draining)
+        {
+            request.HttpContext.Response.Headers.RetryAfter = "1";
+            return TypedResults.Problem("This replica is shutting down; reconnect and another replica will serve the stream.",
+                statusCode: StatusCodes.Status503ServiceUnavailable, title: "Shutting down", type: ProblemTypes.For("shutting-down"));
+        }
+
         if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
         {
             return Problems.GenerationNotFound(id);

@@ -45,6 +45,8 @@ internal sealed class GenerationEventStream(GenerationRecord record, string? las
         await Write(response, "retry: 2000\n\n", token);
 
         using var watch = hub.WatchFor(record.Id);
+        var metrics = services.GetRequiredService<GatewayMetrics>();
+        metrics.StreamOpened();
         var sent = lastEventId;
         var lastWrite = time.GetUtcNow();
         try
@@ -99,6 +101,10 @@ internal sealed class GenerationEventStream(GenerationRecord record, string? las
         catch (OperationCanceledException) when (httpContext.RequestAborted.IsCancellationRequested)
         {
             // The client left.
+        }
+        finally
+        {
+            metrics.StreamClosed();
         }
     }
 

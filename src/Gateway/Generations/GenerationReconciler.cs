@@ -14,6 +14,7 @@ internal sealed partial class GenerationReconciler(
     IServiceScopeFactory scopes,
     IGenerationStore store,
     IOptions<GatewayOptions> options,
+    GatewayMetrics metrics,
     TimeProvider time,
     ILogger<GenerationReconciler> logger) : BackgroundService, IGenerationListener
 {
@@ -36,6 +37,7 @@ internal sealed partial class GenerationReconciler(
         {
             try
             {
+                metrics.GenerationsInFlight(await store.CountPendingAsync());
                 var due = await store.GetDuePendingAsync(time.GetUtcNow(), BatchSize);
                 await Parallel.ForEachAsync(due, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = stoppingToken },
                     async (id, ct) => await ReconcileAsync(id, ct));

@@ -15,6 +15,8 @@ internal sealed partial class GenerationService(
     IGenerationStore store,
     RequestCoalescer coalescer,
     CompletionHub hub,
+    GatewayMetrics metrics,
+    IHostApplicationLifetime lifetime,
     IOptions<GatewayOptions> gatewayOptions,
     IOptions<FalOptions> falOptions,
     IEnumerable<IGenerationListener> listeners,
@@ -29,6 +31,11 @@ internal sealed partial class GenerationService(
 
     public string EditModel => falOptions.Value.EditModel;
 
+    /// <summary>Where fal should deliver the completion webhook: <c>{PublicBaseUrl}/v1/webhooks/fal</c>, or null (the gateway polls).</summary>
+    public string? WebhookUrl => gatewayOptions.Value.PublicBaseUrl is { Length: > 0 } publicBase
+        ? $"{publicBase.TrimEnd('/')}/v1/webhooks/fal"
+        : null;
+
     public async Task<GenerationRecord> SubmitAsync(string client, string endpointId, ImageRequest request)
     {
         // A job fal accepted but the gateway cannot record would be billed and lost: check the store first.
@@ -38,11 +45,19 @@ internal sealed partial class GenerationService(
         }
 
         var input = JsonSerializer.SerializeToUtf8Bytes(request.ToFalInput(), FalInputJsonContext.Default.FalImageInput);
-        var publicBase = gatewayOptions.Value.PublicBaseUrl;
-        var webhook = string.IsNullOrEmpty(publicBase) ? null : $"{publicBase.TrimEnd('/')}/v1/webhooks/fal";
 
         // Once the bytes may have left, nothing cancels or repeats the submit: fal would bill a second job.
-        var submitted = await fal.SubmitAsync(endpointId, input, webhook, CancellationToken.None);
+        var submitted = await fal.SubmitAsync(endpointId, input, WebhookUrl, CancellationToken.None);
+        return await RecordSubmittedAsync(client, endpointId, submitted, request);
+    }
+
+    /// <summary>
+    /// Records a job fal accepted as owned by <paramref name="client"/> and tells the listeners; shared by the
+    /// /v1 routes and the fal client proxy, so either sees the other's jobs.
+    /// </summary>
+    public async Task<GenerationRecord> RecordSubmittedAsync(string client, string endpointId, FalSubmitResponse submitted, ImageRequest request)
+    {
+        GatewayMetrics.TagRequestId(submitted.RequestId);
         var record = new GenerationRecord
         {
             Id = submitted.RequestId,
@@ -90,8 +105,11 @@ internal sealed partial class GenerationService(
     }
 
     /// <summary>The caller's generation, or null when it does not exist or belongs to another client.</summary>
-    public async Task<GenerationRecord?> FindAsync(string client, string id, CancellationToken cancellationToken) =>
-        await store.GetAsync(id, cancellationToken) is { } record && record.Client == client ? record : null;
+    public async Task<GenerationRecord?> FindAsync(string client, string id, CancellationToken cancellationToken)
+    {
+        GatewayMetrics.TagRequestId(id);
+        return await store.GetAsync(id, cancellationToken) is { } record && record.Client == client ? record : null;
+    }
 
     /// <summary>The record as the store has it now (another replica may have ended it).</summary>
     public async Task<GenerationRecord> ReloadAsync(GenerationRecord record, CancellationToken cancellationToken) =>
@@ -107,7 +125,7 @@ internal sealed partial class GenerationService(
 
         var status = await coalescer.RunAsync(
             $"status:{record.Id}:{logs}", gatewayOptions.Value.StatusCacheTtl,
-            ct => fal.GetStatusAsync(record.StatusUrl, logs, ct), cancellationToken);
+            ct => fal.GetStatusAsync(record.StatusUrl, logs, ct), cancellationToken, cache: "status");
         if (status.Status == FalStatus.Completed)
         {
             record = await EnsureCompletedAsync(record, status, cancellationToken);
@@ -124,17 +142,20 @@ internal sealed partial class GenerationService(
     {
         var deadline = time.GetUtcNow() + wait;
         using var watch = hub.WatchFor(record.Id);
+        var stopping = lifetime.ApplicationStopping;
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var registration = stopping.Register(() => stopped.TrySetResult());
         while (true)
         {
             var snapshot = await ObserveAsync(await store.GetAsync(record.Id, cancellationToken) ?? record, logs: false, cancellationToken);
             var remaining = deadline - time.GetUtcNow();
-            if (snapshot.Record.IsTerminal || remaining <= TimeSpan.Zero)
+            if (snapshot.Record.IsTerminal || remaining <= TimeSpan.Zero || stopping.IsCancellationRequested)
             {
-                return snapshot;
+                return snapshot; // a draining replica answers what it has rather than hold the shutdown
             }
 
             var nap = remaining < gatewayOptions.Value.EventStreamPollInterval ? remaining : gatewayOptions.Value.EventStreamPollInterval;
-            await Task.WhenAny(watch.Ended, Task.Delay(nap, time, cancellationToken));
+            await Task.WhenAny(watch.Ended, Task.Delay(nap, time, cancellationToken), stopped.Task);
             cancellationToken.ThrowIfCancellationRequested();
         }
     }
@@ -178,8 +199,11 @@ internal sealed partial class GenerationService(
         return int.TryParse(digits, System.Globalization.CultureInfo.InvariantCulture, out var code) && code is >= 100 and < 600 ? code : null;
     }
 
-    public Task<StoredResult?> GetResultAsync(string id, CancellationToken cancellationToken) =>
-        store.GetResultAsync(id, cancellationToken);
+    public Task<StoredResult?> GetResultAsync(string id, CancellationToken cancellationToken)
+    {
+        metrics.CacheLookup("result", hit: true);
+        return store.GetResultAsync(id, cancellationToken);
+    }
 
     public Task<byte[]?> GetBlobAsync(string id, int index, CancellationToken cancellationToken) =>
         store.GetBlobAsync(id, index, cancellationToken);
@@ -253,6 +277,7 @@ internal sealed partial class GenerationService(
         GenerationRecord record, FalStatus status, CancellationToken cancellationToken)
     {
         FalResultBody body;
+        metrics.CacheLookup("result", hit: false);
         try
         {
             body = await fal.GetResultAsync(record.ResponseUrl, cancellationToken);

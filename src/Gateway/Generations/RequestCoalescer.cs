@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Gateway.Hosting;
 
 namespace Gateway.Generations;
 
@@ -7,7 +8,7 @@ namespace Gateway.Generations;
 /// asks while it runs (and, for <c>cacheFor</c>, after it succeeded) gets the same task. Failures are
 /// not kept. This is what holds fal's status calls to one per generation per window, whatever the pollers.
 /// </summary>
-internal sealed class RequestCoalescer(TimeProvider time, IHostApplicationLifetime lifetime)
+internal sealed class RequestCoalescer(TimeProvider time, GatewayMetrics metrics)
 {
     private const int SweepThreshold = 10_000;
     private readonly ConcurrentDictionary<string, Slot> _slots = new();
@@ -18,7 +19,8 @@ internal sealed class RequestCoalescer(TimeProvider time, IHostApplicationLifeti
         public long FreshUntil = long.MaxValue; // a timestamp; MaxValue while running
     }
 
-    public async Task<T> RunAsync<T>(string key, TimeSpan cacheFor, Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken)
+    // cache: the metrics label for hits and misses, or null not to count.
+    public async Task<T> RunAsync<T>(string key, TimeSpan cacheFor, Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken, string? cache = null)
     {
         while (true)
         {
@@ -26,6 +28,11 @@ internal sealed class RequestCoalescer(TimeProvider time, IHostApplicationLifeti
             {
                 if (Volatile.Read(ref existing.FreshUntil) > time.GetTimestamp())
                 {
+                    if (cache is not null)
+                    {
+                        metrics.CacheLookup(cache, hit: true);
+                    }
+
                     return (T)(await existing.Completion.Task.WaitAsync(cancellationToken))!;
                 }
 
@@ -39,6 +46,11 @@ internal sealed class RequestCoalescer(TimeProvider time, IHostApplicationLifeti
                 continue;
             }
 
+            if (cache is not null)
+            {
+                metrics.CacheLookup(cache, hit: false);
+            }
+
             _ = RunSlotAsync(key, slot, cacheFor, work);
             return (T)(await slot.Completion.Task.WaitAsync(cancellationToken))!;
         }
@@ -48,8 +60,9 @@ internal sealed class RequestCoalescer(TimeProvider time, IHostApplicationLifeti
     {
         try
         {
-            // The shared work must not die with the first caller's request.
-            var value = await work(lifetime.ApplicationStopping);
+            // The shared work must not die with the first caller's request, nor with a draining replica:
+            // it is bounded by the fal client's own timeouts.
+            var value = await work(CancellationToken.None);
             if (cacheFor > TimeSpan.Zero)
             {
                 Volatile.Write(ref slot.FreshUntil, time.GetTimestamp() + (long)(cacheFor.TotalSeconds * time.TimestampFrequency));

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Gateway.Files;
 using Gateway.Generations;
 
 namespace Gateway.Hosting;
@@ -12,6 +13,7 @@ namespace Gateway.Hosting;
 [JsonSerializable(typeof(CancelResponse))]
 [JsonSerializable(typeof(ImageResult))]
 [JsonSerializable(typeof(Gateway.Webhooks.WebhookAck))]
+[JsonSerializable(typeof(FileResponse))]
 internal sealed partial class GatewayJsonContext : JsonSerializerContext;
 
 /// <summary>What goes to fal: only the fields that are set.</summary>

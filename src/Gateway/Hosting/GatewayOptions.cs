@@ -24,6 +24,10 @@ public sealed class GatewayOptions : IValidatableObject
     [Range(1024, 1024L * 1024 * 1024)]
     public long MaxRequestBodyBytes { get; set; } = 32 * 1024 * 1024;
 
+    /// <summary>Largest file accepted by <c>POST /v1/files</c>.</summary>
+    [Range(1, 1024L * 1024 * 1024)]
+    public long MaxUploadBytes { get; set; } = 10 * 1024 * 1024;
+
     [Range(typeof(TimeSpan), "00:01:00", "365.00:00:00")]
     public TimeSpan ResultTtl { get; set; } = TimeSpan.FromDays(7);
 
@@ -53,6 +57,14 @@ public sealed class GatewayOptions : IValidatableObject
     /// <summary>With webhooks, how long the reconciler leaves a generation to fal's webhook before polling.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan WebhookGracePeriod { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>After SIGTERM: how long readiness answers 503 while the replica still serves, before the server stops.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    public TimeSpan ShutdownDrainDelay { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>After SIGTERM: the most the whole shutdown (drain, then in-flight requests) may take.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How often event streams send a keep-alive comment.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]

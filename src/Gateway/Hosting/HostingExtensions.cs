@@ -22,6 +22,8 @@ internal static class HostingExtensions
         // everywhere but Development, where people read it.
         var development = builder.Environment.IsDevelopment();
         var consoleLevel = builder.Configuration.GetValue("Serilog:ConsoleMinimumLevel", Serilog.Events.LogEventLevel.Verbose);
+        // preserveStaticLogger: each host logs through its own logger, never the process-wide Log.Logger, so
+        // several gateways in one process (the tests run replicas side by side) never write into each other's sinks.
         builder.Services.AddSerilog((services, logger) =>
         {
             logger.ReadFrom.Configuration(builder.Configuration).ReadFrom.Services(services).Enrich.FromLogContext();
@@ -62,14 +64,14 @@ internal static class HostingExtensions
             if (problem.Status == StatusCodes.Status413PayloadTooLarge)
             {
                 problem.Detail ??= "The request body is larger than the gateway accepts (Gateway__MaxRequestBodyBytes).";
-                problem.Extensions["errors"] = new Dictionary<string, string[]> { ["body"] = [problem.Detail] };
+                problem.Extensions.TryAdd("errors", new Dictionary<string, string[]> { ["body"] = [problem.Detail] });
                 problem.Type = ProblemTypes.For("body-too-large");
             }
 
             if (problem.Status == StatusCodes.Status415UnsupportedMediaType)
             {
                 problem.Detail ??= "Send the body as JSON with Content-Type: application/json.";
-                problem.Extensions["errors"] = new Dictionary<string, string[]> { ["Content-Type"] = [problem.Detail] };
+                problem.Extensions.TryAdd("errors", new Dictionary<string, string[]> { ["Content-Type"] = [problem.Detail] });
                 problem.Type = ProblemTypes.For("unsupported-media-type");
             }
 
@@ -92,7 +94,11 @@ internal static class HostingExtensions
         });
         builder.Services.AddExceptionHandler<GatewayExceptionHandler>();
 
-        builder.Services.AddHealthChecks();
+        builder.Services.AddSingleton<GracefulShutdown>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<GracefulShutdown>());
+        builder.Services.AddHealthChecks().AddCheck<GracefulShutdown>("draining", tags: ["ready"]);
+        builder.Services.AddOptions<HostOptions>().Configure<IOptions<GatewayOptions>>((host, gateway) => host.ShutdownTimeout = gateway.Value.ShutdownTimeout);
+        builder.AddGatewayObservability();
         builder.AddGatewayOpenApi();
         return builder;
     }
@@ -119,6 +125,7 @@ internal static class HostingExtensions
         app.MapHealthChecks("/health/live", new() { Predicate = _ => false }).ExcludeFromDescription();
         app.MapHealthChecks("/health/ready", new() { Predicate = check => check.Tags.Contains("ready") }).ExcludeFromDescription();
         app.MapGatewayOpenApi();
+        app.MapGatewayMetrics();
         return app;
     }
 

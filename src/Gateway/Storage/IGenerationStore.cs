@@ -31,4 +31,6 @@ internal interface IGenerationStore
 
     /// <summary>Unfinished generations whose time to be looked at has come, oldest first.</summary>
     Task<IReadOnlyList<string>> GetDuePendingAsync(DateTimeOffset now, int max);
+
+    Task<long> CountPendingAsync();
 }

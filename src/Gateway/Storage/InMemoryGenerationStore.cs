@@ -91,6 +91,8 @@ internal sealed class InMemoryGenerationStore(IOptions<GatewayOptions> options, 
         return Task.CompletedTask;
     }
 
+    public Task<long> CountPendingAsync() => Task.FromResult((long)_pending.Count);
+
     public Task<IReadOnlyList<string>> GetDuePendingAsync(DateTimeOffset now, int max) =>
         Task.FromResult<IReadOnlyList<string>>(_pending.Where(p => p.Value <= now).OrderBy(p => p.Value).Take(max).Select(p => p.Key).ToList());
 

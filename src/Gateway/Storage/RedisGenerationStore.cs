@@ -104,6 +104,8 @@ internal sealed class RedisGenerationStore(IConnectionMultiplexer redis, IOption
         return due.Select(v => v.ToString()).ToList();
     }
 
+    public Task<long> CountPendingAsync() => Db.SortedSetLengthAsync(RedisKeys.Pending);
+
     public async Task<bool> IsHealthyAsync(CancellationToken cancellationToken)
     {
         try

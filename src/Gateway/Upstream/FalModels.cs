@@ -48,9 +48,21 @@ public sealed record FalFieldError(
     }
 }
 
+/// <summary>fal storage's initiate request.</summary>
+internal sealed record FalUploadInitiate(
+    [property: JsonPropertyName("content_type")] string ContentType,
+    [property: JsonPropertyName("file_name")] string FileName);
+
+/// <summary>fal storage's initiate answer: PUT the bytes to <c>upload_url</c>; the file is then at <c>file_url</c>.</summary>
+internal sealed record FalUploadTarget(
+    [property: JsonPropertyName("upload_url")] string? UploadUrl,
+    [property: JsonPropertyName("file_url")] string? FileUrl);
+
 [JsonSourceGenerationOptions(PropertyNameCaseInsensitive = true, NumberHandling = JsonNumberHandling.AllowReadingFromString)]
 [JsonSerializable(typeof(FalSubmitResponse))]
 [JsonSerializable(typeof(FalStatus))]
+[JsonSerializable(typeof(FalUploadInitiate))]
+[JsonSerializable(typeof(FalUploadTarget))]
 [JsonSerializable(typeof(List<FalFieldError>))]
 [JsonSerializable(typeof(JsonElement))]
 internal sealed partial class FalJsonContext : JsonSerializerContext;

@@ -11,7 +11,7 @@ namespace Gateway.Upstream;
 /// The one typed client for fal's queue API. Reads go through the standard resilience handler (retried
 /// with backoff); a submit is never retried once it may have reached fal, because fal would bill it twice.
 /// </summary>
-internal sealed class FalQueueClient(HttpClient http, IOptions<FalOptions> options, ILogger<FalQueueClient> logger)
+internal sealed class FalQueueClient(HttpClient http, IOptions<FalOptions> options, Hosting.GatewayMetrics metrics, TimeProvider time, ILogger<FalQueueClient> logger)
 {
     private readonly FalOptions _options = options.Value;
 
@@ -94,6 +94,35 @@ internal sealed class FalQueueClient(HttpClient http, IOptions<FalOptions> optio
         return FalCancelOutcome.Requested;
     }
 
+    /// <summary>fal storage, step 1 (with the FAL key): where to PUT a file, and the URL it will then have.</summary>
+    public async Task<FalUploadTarget> InitiateUploadAsync(string contentType, string fileName, CancellationToken cancellationToken)
+    {
+        using var request = NewRequest(HttpMethod.Post, $"{_options.RestBaseUrl.TrimEnd('/')}/storage/upload/initiate?storage_type=fal-cdn-v3");
+        request.Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(
+            new FalUploadInitiate(contentType, fileName), FalJsonContext.Default.FalUploadInitiate));
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var response = await SendAsync(request, "upload", cancellationToken);
+        await EnsureSuccessAsync(response, "upload", cancellationToken);
+        var target = await ReadJsonAsync(response, FalJsonContext.Default.FalUploadTarget, "upload", cancellationToken);
+        if (!Uri.TryCreate(target.UploadUrl, UriKind.Absolute, out var upload) || upload.Scheme is not ("http" or "https")
+            || !Uri.TryCreate(target.FileUrl, UriKind.Absolute, out var file) || file.Scheme is not ("http" or "https"))
+        {
+            throw new FalUpstreamException(new FalFailure(FalFailureKind.BadGateway, (int)response.StatusCode,
+                "fal's upload answer had no usable upload_url and file_url."));
+        }
+
+        return target;
+    }
+
+    /// <summary>fal storage, step 2: the bytes go to the signed upload URL, streamed, without the FAL key.</summary>
+    public async Task PutUploadAsync(string uploadUrl, Stream content, string contentType, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Put, uploadUrl) { Content = new StreamContent(content) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue(contentType);
+        using var response = await SendAsync(request, "upload", cancellationToken);
+        await EnsureSuccessAsync(response, "upload", cancellationToken);
+    }
+
     private HttpRequestMessage NewRequest(HttpMethod method, string url)
     {
         var request = new HttpRequestMessage(method, url);
@@ -104,17 +133,23 @@ internal sealed class FalQueueClient(HttpClient http, IOptions<FalOptions> optio
 
     private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, string operation, CancellationToken cancellationToken)
     {
+        var started = time.GetTimestamp();
+        var outcome = "error";
         try
         {
-            return await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            outcome = ((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return response;
         }
         catch (BrokenCircuitException e)
         {
+            outcome = "circuit_open";
             throw new FalUpstreamException(new FalFailure(FalFailureKind.CircuitOpen, null,
                 $"Calls to fal are paused after repeated failures ({operation}).", RetryAfter: TimeSpan.FromSeconds(5)), e);
         }
         catch (TimeoutRejectedException e)
         {
+            outcome = "timeout";
             throw new FalUpstreamException(new FalFailure(FalFailureKind.Timeout, null, $"fal did not answer the {operation} call in time."), e);
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
@@ -123,10 +158,15 @@ internal sealed class FalQueueClient(HttpClient http, IOptions<FalOptions> optio
         }
         catch (HttpRequestException e)
         {
+            outcome = "connection_error";
             var detail = request.Method == HttpMethod.Post
                 ? "The connection to fal failed during the submit; the job may or may not have been created, and it was not retried."
                 : $"The connection to fal failed ({operation}).";
             throw new FalUpstreamException(new FalFailure(FalFailureKind.BadGateway, null, detail), e);
+        }
+        finally
+        {
+            metrics.FalCall(operation, outcome, time.GetElapsedTime(started));
         }
     }
 

@@ -28,7 +28,7 @@ internal static partial class WebhookEndpoints
         FalWebhookVerifier verifier,
         IGenerationStore store,
         GenerationService service,
-        WebhookMetrics metrics,
+        GatewayMetrics metrics,
         IOptions<WebhookOptions> options,
         ILogger<WebhookAck> logger)
     {
@@ -81,14 +81,14 @@ internal static partial class WebhookEndpoints
 
         var duplicate = record.IsTerminal;
         var ended = await service.CompleteFromWebhookAsync(record, status, payload, error, payloadError, cancellationToken);
-        metrics.Accepted(duplicate);
+        metrics.WebhookAccepted(duplicate);
         LogAccepted(logger, requestId, status, duplicate);
         return TypedResults.Ok(new WebhookAck(ended.Id, ended.Status));
     }
 
-    private static ProblemHttpResult Reject(WebhookMetrics metrics, ILogger logger, WebhookRejection reason, int status, string detail)
+    private static ProblemHttpResult Reject(GatewayMetrics metrics, ILogger logger, WebhookRejection reason, int status, string detail)
     {
-        metrics.Rejected(reason);
+        metrics.WebhookRejected(reason.ToString());
         LogRejected(logger, reason);
         return TypedResults.Problem(detail, statusCode: status, title: "Webhook refused", type: ProblemTypes.For("webhook-" + reason.ToString().ToLowerInvariant()));
     }

@@ -11,7 +11,6 @@ internal static class WebhookExtensions
         builder.Services.AddHttpClient(JwksCache.ClientName).AddStandardResilienceHandler();
         builder.Services.AddSingleton<JwksCache>();
         builder.Services.AddSingleton<FalWebhookVerifier>();
-        builder.Services.AddSingleton<WebhookMetrics>();
         return builder;
     }
 }

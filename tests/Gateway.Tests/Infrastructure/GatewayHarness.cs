@@ -138,6 +138,12 @@ public sealed class GatewayHarness : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // A request's log line is written after its response has gone out: give a test's last request time to log.
+        for (var i = 0; i < 40 && string.IsNullOrEmpty(Logs()); i++)
+        {
+            await Task.Delay(50);
+        }
+
         foreach (var gateway in _gateways)
         {
             await gateway.DisposeAsync();

@@ -1,0 +1,53 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Gateway.Hosting;
+
+/// <summary>
+/// The gateway's own instruments (meter <c>Gateway</c>; on <c>/metrics</c> as <c>gateway_*</c>), exported next to
+/// ASP.NET Core's <c>http.server.request.duration</c> (requests by route and status) and HttpClient's.
+/// Client names are the only per-client label.
+/// </summary>
+internal sealed class GatewayMetrics
+{
+    public const string MeterName = "Gateway";
+
+    private readonly Histogram<double> _falCalls;
+    private readonly Counter<long> _cacheLookups;
+    private readonly UpDownCounter<long> _openStreams;
+    private readonly Counter<long> _webhooksAccepted;
+    private readonly Counter<long> _webhooksRejected;
+    private long _inFlight;
+
+    public GatewayMetrics(IMeterFactory meters)
+    {
+        var meter = meters.Create(MeterName);
+        _falCalls = meter.CreateHistogram<double>("fal.call.duration", "s", "Calls to fal by operation and outcome",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
+        _cacheLookups = meter.CreateCounter<long>("cache.lookups", description: "Status and result lookups answered from the cache (hit) or from fal (miss)");
+        _openStreams = meter.CreateUpDownCounter<long>("event_streams.open", description: "Open Server-Sent Event streams on this replica");
+        _webhooksAccepted = meter.CreateCounter<long>("webhooks.accepted", description: "fal webhooks accepted (duplicate=true when the generation had already ended)");
+        _webhooksRejected = meter.CreateCounter<long>("webhooks.rejected", description: "fal webhooks refused, by reason");
+        meter.CreateObservableGauge("generations.in_flight", () => Volatile.Read(ref _inFlight),
+            description: "Accepted generations that have not ended (the reconciler's schedule, shared by all replicas)");
+    }
+
+    public void FalCall(string operation, string outcome, TimeSpan elapsed) =>
+        _falCalls.Record(elapsed.TotalSeconds, new("operation", operation), new("outcome", outcome));
+
+    public void CacheLookup(string cache, bool hit) =>
+        _cacheLookups.Add(1, new("cache", cache), new("outcome", hit ? "hit" : "miss"));
+
+    public void WebhookAccepted(bool duplicate) => _webhooksAccepted.Add(1, new KeyValuePair<string, object?>("duplicate", duplicate));
+
+    public void WebhookRejected(string reason) => _webhooksRejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    public void StreamOpened() => _openStreams.Add(1);
+
+    public void StreamClosed() => _openStreams.Add(-1);
+
+    public void GenerationsInFlight(long count) => Volatile.Write(ref _inFlight, count);
+
+    /// <summary>Puts fal's request id on the current span, so traces and fal's logs line up.</summary>
+    public static void TagRequestId(string requestId) => Activity.Current?.SetTag("fal.request_id", requestId);
+}

@@ -1,0 +1,90 @@
+using System.ComponentModel.DataAnnotations;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Gateway.Generations;
+using Gateway.Hosting;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Validation;
+
+namespace Gateway.Proxy;
+
+/// <summary>
+/// Reads a proxied submit body exactly as the /v1 routes read theirs (the gateway's JSON options, the same
+/// request types, .NET's validation with the same services) and turns refusals into fal's own 422 shape,
+/// <c>{"detail":[{"loc":["body","num_images"],"msg":"…","type":"value_error"}]}</c>.
+/// </summary>
+internal sealed class ProxySubmitValidator(
+    IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> jsonOptions,
+    IOptions<ValidationOptions> validationOptions,
+    IServiceProvider services)
+{
+    public async Task<(ImageRequest? Request, JsonNode? FalErrors)> ReadAsync(HttpContext context, bool edit, CancellationToken cancellationToken)
+    {
+        var type = edit ? typeof(EditRequest) : typeof(GenerateRequest);
+        ImageRequest? request;
+        try
+        {
+            request = await JsonSerializer.DeserializeAsync(context.Request.Body, type, jsonOptions.Value.SerializerOptions, cancellationToken) as ImageRequest;
+        }
+        catch (JsonException e) when (e.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal))
+        {
+            var field = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "body" : e.Path.TrimStart('$', '.');
+            return (null, Errors([(field, $"{field} has a value of the wrong type.", "type_error")]));
+        }
+        catch (JsonException e)
+        {
+            return (null, Errors([("body", $"The request body is not valid JSON (line {e.LineNumber + 1}).", "json_invalid")]));
+        }
+
+        if (request is null)
+        {
+            return (null, Errors([("body", "A JSON object body is required.", "missing")]));
+        }
+
+        var errors = await ValidateAsync(request, type, cancellationToken);
+        return errors.Count == 0
+            ? (request, null)
+            : (null, Errors([.. ValidationFieldNames.ToJsonNames(errors).SelectMany(e => e.Value.Select(m => (e.Key, m, "value_error")))]));
+    }
+
+    // The generated validation the /v1 endpoints run, so both paths refuse exactly the same bodies. Its public entry
+    // points are marked experimental (ASP0029) in .NET 10; the SDK is pinned by global.json and a test compares the paths.
+#pragma warning disable ASP0029
+    private async Task<IDictionary<string, string[]>> ValidateAsync(ImageRequest request, Type type, CancellationToken cancellationToken)
+    {
+        var options = validationOptions.Value;
+        if (!options.TryGetValidatableTypeInfo(type, out var info))
+        {
+            throw new InvalidOperationException($"{type.Name} has no generated validation; is AddValidation() registered?");
+        }
+
+        var context = new ValidateContext { ValidationOptions = options, ValidationContext = new ValidationContext(request, services, null) };
+        await info.ValidateAsync(request, context, cancellationToken);
+        return context.ValidationErrors ?? new Dictionary<string, string[]>();
+    }
+#pragma warning restore ASP0029
+
+    /// <summary>fal's (pydantic's) error list: <c>loc</c> is ["body", field, index…].</summary>
+    private static JsonObject Errors(IEnumerable<(string Field, string Message, string Type)> errors)
+    {
+        var detail = new JsonArray();
+        foreach (var (field, message, type) in errors)
+        {
+            var loc = new JsonArray("body");
+            if (field != "body")
+            {
+                foreach (var part in field.Split(['.', '['], StringSplitOptions.RemoveEmptyEntries))
+                {
+                    loc.Add(part.EndsWith(']') && int.TryParse(part.TrimEnd(']'), NumberStyles.None, CultureInfo.InvariantCulture, out var index)
+                        ? JsonValue.Create(index)
+                        : JsonValue.Create(part));
+                }
+            }
+
+            detail.Add(new JsonObject { ["loc"] = loc, ["msg"] = message, ["type"] = type });
+        }
+
+        return new JsonObject { ["detail"] = detail };
+    }
+}
