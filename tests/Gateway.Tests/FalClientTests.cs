@@ -89,7 +89,7 @@ public sealed class FalClientTests(RedisServer redis)
             }
         }
 
-        using var process = Process.Start(start)!;
+        using var process = System.Diagnostics.Process.Start(start)!;
         var output = new StringBuilder();
         var stdout = PumpAsync(process.StandardOutput, output);
         var stderr = PumpAsync(process.StandardError, output);
