@@ -87,9 +87,11 @@ internal sealed class BenchmarkRun(string configuration) : IAsyncDisposable
             ["Clients__bench__RequestsPerMinute"] = "1000000",
             ["Clients__bench__ImagesPerDay"] = "10000000",
             ["Serilog__MinimumLevel__Default"] = Environment.GetEnvironmentVariable("BENCH_GATEWAY_LOG_LEVEL") ?? "Warning",
+            ["Serilog__MinimumLevel__Override__Microsoft.Hosting.Lifetime"] = "Information", // start and stop, should it stop early
         }, port);
         await _gateway.WaitUntilReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
         var started = _gateway.Memory();
+        using var scraper = new HttpClient { BaseAddress = _gateway.BaseAddress, Timeout = TimeSpan.FromSeconds(10) };
 
         using var client = new BenchmarkClient(_gateway.BaseAddress, clientKey);
         Console.WriteLine($"gateway pid {_gateway.ProcessId} ({configuration}) on {_gateway.BaseAddress}; redis on {_redis.Port}; {Environment.ProcessorCount} cores");
@@ -103,6 +105,7 @@ internal sealed class BenchmarkRun(string configuration) : IAsyncDisposable
 
         await Task.Delay(TimeSpan.FromSeconds(3), cancellationToken);
         var idle = _gateway.Memory();
+        var idleHeap = await ManagedHeapAsync(scraper, cancellationToken);
 
         Console.WriteLine($"memory: {FanOutStreams} event streams on {FanOutGenerations} generations…");
         var generations = await SubmitAllAsync(client, FanOutGenerations, "fan-out", FanOutRunMs, cancellationToken);
@@ -147,6 +150,7 @@ internal sealed class BenchmarkRun(string configuration) : IAsyncDisposable
         var connectTime = connecting.Elapsed;
         await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken); // let the last streams settle
         var open = _gateway.Memory();
+        var openHeap = await ManagedHeapAsync(scraper, cancellationToken);
 
         var fanOut = await Task.WhenAll(streams);
         var fanOutReport = await MeasureAsync(fanOut, cancellationToken);
@@ -174,6 +178,8 @@ internal sealed class BenchmarkRun(string configuration) : IAsyncDisposable
               with {FanOutStreams:N0} streams open:       {MiB(open.RssKiB)}  (+{perStream:F1} KiB per stream; {FanOutStreams:N0} connected in {connectTime.TotalSeconds:F1} s)
               after the streams ended:       {MiB(after.RssKiB)}
               peak (VmHWM):                  {MiB(after.PeakRssKiB)}
+            gateway managed heap after the last GC (/metrics, System.Runtime)
+              idle {idleHeap}, with {FanOutStreams:N0} streams open {openHeap}
             =====================================================================
             """);
     }
@@ -253,6 +259,17 @@ internal sealed class BenchmarkRun(string configuration) : IAsyncDisposable
         string P(double q) => latencies[Math.Clamp((int)Math.Ceiling(q * latencies.Count) - 1, 0, latencies.Count - 1)].ToString("F1", CultureInfo.InvariantCulture);
         var notes = (late, early, failed) == (0, 0, 0) ? "" : $" [{late} opened after the webhook, {early} ended before it, {failed} not completed]";
         return $"p50 {P(0.50)} ms  p95 {P(0.95)} ms  p99 {P(0.99)} ms  max {P(1)} ms  (n={latencies.Count}){notes}";
+    }
+
+    /// <summary>The runtime's dotnet.gc.last_collection.heap.size (all generations), as the gateway's /metrics shows it.</summary>
+    private static async Task<string> ManagedHeapAsync(HttpClient scraper, CancellationToken cancellationToken)
+    {
+        var text = await scraper.GetStringAsync(new Uri("/metrics", UriKind.Relative), cancellationToken);
+        var samples = text.Split('\n')
+            .Where(line => !line.StartsWith('#') && line.Split('{', ' ')[0].Contains("gc_last_collection_heap_size", StringComparison.Ordinal))
+            .Select(line => double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture))
+            .ToList();
+        return samples.Count == 0 ? "n/a" : (samples.Sum() / (1024 * 1024)).ToString("F1", CultureInfo.InvariantCulture) + " MiB";
     }
 
     public void Kill()
