@@ -27,6 +27,13 @@ public sealed class GracefulShutdownTests(RedisServer redis)
         var loads = Enumerable.Range(0, Loops).Select(n => Task.Run(() => SubmitAndPollAsync(world, n, log, clock), TestContext.Current.CancellationToken)).ToList();
         var held = Task.Run(() => HoldPreferWaitAsync(world, log, clock), TestContext.Current.CancellationToken);
 
+        // An event stream open across the signal, on a generation that outlives the drain.
+        using var streams = world.Client();
+        var watched = await streams.SubmitAsync(new { prompt = "watched [[run:20000]]" });
+        using var open = await streams.GetAsync($"/v1/generations/{watched}/events", HttpCompletionOption.ResponseHeadersRead, TestContext.Current.CancellationToken);
+        var reader = new ServerSentEventReader(await open.Content.ReadAsStreamAsync(TestContext.Current.CancellationToken));
+        Assert.Equal("status", (await reader.NextAsync(TestContext.Current.CancellationToken))?.Event);
+
         await Task.Delay(LoadBeforeSignal, TestContext.Current.CancellationToken);
         Assert.False(gateway.HasExited, $"the gateway died under load before the signal{world.Describe()}");
         var probes = new ConcurrentQueue<(TimeSpan At, string Answer)>();
@@ -34,12 +41,25 @@ public sealed class GracefulShutdownTests(RedisServer redis)
         gateway.Terminate();
         var probing = Task.Run(() => ProbeReadinessAsync(world, probes, clock), TestContext.Current.CancellationToken);
 
+        // The open stream ends without a terminal event, telling the client to come back soon (to another replica)…
+        var rest = await reader.ReadAllAsync(TestContext.Current.CancellationToken).WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+        Assert.DoesNotContain(rest, e => e.Event is "completed" or "failed");
+        Assert.True(reader.RetryHints.Contains("500"), $"the open stream ended without a retry hint (hints: {string.Join(",", reader.RetryHints)}){world.Describe()}");
+
+        // …and a new stream while draining is refused with Retry-After (a request racing the signal may still be served).
+        var refused = await RefusedStreamAsync(streams, watched);
+        Assert.True(refused is { StatusCode: HttpStatusCode.ServiceUnavailable, Headers.RetryAfter: not null },
+            $"a new event stream while draining answered {(refused is null ? "nothing" : (int)refused.StatusCode)}{world.Describe()}");
+        refused!.Dispose();
+
         var exited = await gateway.WaitForExitAsync(ExitWithin);
         await Task.WhenAll([.. loads, held, probing]);
         Assert.True(exited, $"the gateway did not exit within {ExitWithin} of SIGTERM{world.Describe()}");
         Assert.True(gateway.ExitCode == 0, $"the gateway exited with {gateway.ExitCode}{world.Describe()}");
 
         var accepted = log.Accepted.ToList();
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"{accepted.Count} accepted; {log.Draining} answered 503; probes after SIGTERM: {string.Join(",", probes.Select(p => p.Answer))}; exited {gateway.ExitCode}");
         Assert.True(accepted.Count >= Loops, $"only {accepted.Count} submits were accepted before SIGTERM: no load to speak of{world.Describe()}");
         Assert.True(log.Invalid.IsEmpty, $"responses that were not complete and valid:\n{string.Join('\n', log.Invalid)}{world.Describe()}");
         Assert.True(log.InFlightLost.IsEmpty,
@@ -65,6 +85,32 @@ public sealed class GracefulShutdownTests(RedisServer redis)
         var firstDraining = answers.IndexOf("503");
         Assert.True(firstDraining >= 0, $"/health/ready never answered 503 between SIGTERM and exit: {seen}{world.Describe()}");
         Assert.True(!answers.Skip(firstDraining).Contains("200"), $"/health/ready said 200 after 503 while draining: {seen}");
+    }
+
+    /// <summary>The first answer to a new event stream that is not a stream (the replica is draining), or null.</summary>
+    private static async Task<HttpResponseMessage?> RefusedStreamAsync(HttpClient client, string id)
+    {
+        for (var attempt = 0; attempt < 40; attempt++)
+        {
+            try
+            {
+                var response = await client.GetAsync($"/v1/generations/{id}/events", HttpCompletionOption.ResponseHeadersRead);
+                if (response.StatusCode != HttpStatusCode.OK)
+                {
+                    return response;
+                }
+
+                response.Dispose();
+            }
+            catch (HttpRequestException)
+            {
+                return null;
+            }
+
+            await Task.Delay(50);
+        }
+
+        return null;
     }
 
     /// <summary>Submit, then read the accepted generation's status, until the process is gone.</summary>
@@ -171,6 +217,10 @@ public sealed class GracefulShutdownTests(RedisServer redis)
 
         public ConcurrentQueue<string> InFlightLost { get; } = new();
 
+        private int _draining;
+
+        public int Draining => Volatile.Read(ref _draining);
+
         public TimeSpan? SignalledAt => Volatile.Read(ref _signalledAtTicks) is >= 0 and var ticks ? TimeSpan.FromTicks(ticks) : null;
 
         public void Signalled(TimeSpan at) => Volatile.Write(ref _signalledAtTicks, at.Ticks);
@@ -189,6 +239,11 @@ public sealed class GracefulShutdownTests(RedisServer redis)
                 using var response = await client.SendAsync(request);
                 var body = await response.Content.ReadAsStringAsync();
                 var status = (int)response.StatusCode;
+                if (status == 503)
+                {
+                    Interlocked.Increment(ref _draining);
+                }
+
                 if (status >= 500 && status != 503)
                 {
                     Invalid.Enqueue($"{method} {path} answered {status}: {body}");
