@@ -8,6 +8,7 @@ var builder = WebApplication.CreateBuilder(args);
 
 builder.AddGatewayHosting();
 builder.AddClientAuthentication();
+builder.AddClientLimits();
 builder.AddGenerationStore();
 builder.AddFalUpstream();
 builder.AddGenerations();
@@ -17,9 +18,11 @@ var app = builder.Build();
 app.UseGatewayHosting();
 app.UseAuthentication();
 app.UseAuthorization();
+app.UseIdempotency();
 
 app.MapGatewayHosting();
 app.MapGenerations();
+app.MapUsage();
 
 app.Run();
 

@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using Gateway.Clients;
 using Gateway.Hosting;
+using Gateway.Storage;
 using Gateway.Upstream;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -17,15 +18,25 @@ internal static class GenerationEndpoints
             .WithSummary("Submit a text-to-image job")
             .WithDescription("Validates the input, submits it to fal's queue and answers 202 with the Generation and its Location.")
             .Accepts<GenerateRequest>("application/json")
+            .WithIdempotency()
             .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesUpstreamProblems();
 
         group.MapPost("/edits", SubmitEdit)
             .WithName(nameof(SubmitEdit))
             .WithSummary("Submit an image-edit job")
             .Accepts<EditRequest>("application/json")
+            .WithIdempotency()
             .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesUpstreamProblems();
+
+        group.MapGet("/generations", ListGenerations)
+            .WithName(nameof(ListGenerations))
+            .WithSummary("The caller's own generations, newest first")
+            .WithDescription("Cursor pagination: pass next_cursor as cursor; generations submitted meanwhile never shift later pages.")
+            .ProducesValidationProblem();
 
         group.MapGet("/generations/{id}", GetGeneration)
             .WithName(nameof(GetGeneration))
@@ -50,20 +61,70 @@ internal static class GenerationEndpoints
         return group;
     }
 
-    public static async Task<Accepted<GenerationResponse>> SubmitGeneration(
-        GenerateRequest request, ClaimsPrincipal user, GenerationService service)
+    public static Task<Results<Accepted<GenerationResponse>, ProblemHttpResult>> SubmitGeneration(
+        GenerateRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, HttpResponse response) =>
+        SubmitWithinLimitsAsync(request, service.GenerateModel, user, service, limiter, response);
+
+    public static Task<Results<Accepted<GenerationResponse>, ProblemHttpResult>> SubmitEdit(
+        EditRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, HttpResponse response) =>
+        SubmitWithinLimitsAsync(request, service.EditModel, user, service, limiter, response);
+
+    /// <summary>Takes the client's limit units first; gives them back when fal refused the submit.</summary>
+    private static async Task<Results<Accepted<GenerationResponse>, ProblemHttpResult>> SubmitWithinLimitsAsync(
+        ImageRequest request, string model, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, HttpResponse response)
     {
-        var record = await service.SubmitAsync(user.ClientName(), service.GenerateModel, request);
-        var links = GenerationLinks.For(record.Id);
-        return TypedResults.Accepted(links.Self, GenerationMapper.ToResponse(record, null));
+        var client = user.ClientName();
+        var decision = await limiter.TryAcquireAsync(client, request.NumImages ?? 1);
+        decision.WriteHeaders(response.Headers);
+        if (decision.Lease is not { } lease)
+        {
+            return Problems.LimitExceeded(decision);
+        }
+
+        GenerationRecord record;
+        try
+        {
+            record = await service.SubmitAsync(client, model, request);
+        }
+        catch (FalUpstreamException e) when (e.Failure.Kind != FalFailureKind.Timeout)
+        {
+            // fal answered no (or was never reached): nothing is billed, so nothing is counted. A timed-out
+            // submit keeps its units: fal may have queued, and will bill, the job.
+            await lease.ReleaseAsync();
+            throw;
+        }
+
+        await lease.CommitAsync(record.Id);
+        return TypedResults.Accepted(GenerationLinks.For(record.Id).Self, GenerationMapper.ToResponse(record, null));
     }
 
-    public static async Task<Accepted<GenerationResponse>> SubmitEdit(
-        EditRequest request, ClaimsPrincipal user, GenerationService service)
+    public static async Task<Results<Ok<GenerationPage>, ValidationProblem>> ListGenerations(
+        ClaimsPrincipal user, IGenerationHistory history, GenerationService service, CancellationToken cancellationToken,
+        int? limit = null, string? cursor = null)
     {
-        var record = await service.SubmitAsync(user.ClientName(), service.EditModel, request);
-        var links = GenerationLinks.For(record.Id);
-        return TypedResults.Accepted(links.Self, GenerationMapper.ToResponse(record, null));
+        var take = limit ?? 20;
+        if (take is < 1 or > 100)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = ["limit must be from 1 to 100."] });
+        }
+
+        HistoryCursor? after = null;
+        if (cursor is not null)
+        {
+            if (!HistoryCursor.TryDecode(cursor, out var decoded))
+            {
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["cursor"] = ["cursor is not one this gateway returned as next_cursor."] });
+            }
+
+            after = decoded;
+        }
+
+        var client = user.ClientName();
+        var entries = await history.ListAsync(client, after, take + 1);
+        var page = entries.Take(take).ToList();
+        var records = await Task.WhenAll(page.Select(e => service.FindAsync(client, e.Id, cancellationToken)));
+        var items = records.OfType<GenerationRecord>().Select(r => GenerationMapper.ToResponse(r, null)).ToList();
+        return TypedResults.Ok(new GenerationPage(items, entries.Count > take ? page[^1].Encode() : null));
     }
 
     public static async Task<Results<GenerationJson, ProblemHttpResult>> GetGeneration(

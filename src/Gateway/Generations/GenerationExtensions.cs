@@ -1,3 +1,5 @@
+using Gateway.Storage;
+
 namespace Gateway.Generations;
 
 internal static class GenerationExtensions
@@ -6,6 +8,16 @@ internal static class GenerationExtensions
     {
         builder.Services.AddSingleton<RequestCoalescer>();
         builder.Services.AddScoped<GenerationService>();
+        if (builder.UsesRedis())
+        {
+            builder.Services.AddSingleton<IGenerationHistory, RedisGenerationHistory>();
+        }
+        else
+        {
+            builder.Services.AddSingleton<IGenerationHistory, InMemoryGenerationHistory>();
+        }
+
+        builder.Services.AddSingleton<IGenerationListener, HistoryGenerationListener>();
         return builder;
     }
 }

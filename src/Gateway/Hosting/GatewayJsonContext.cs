@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Gateway.Clients;
 using Gateway.Generations;
 
 namespace Gateway.Hosting;
@@ -11,6 +12,8 @@ namespace Gateway.Hosting;
 [JsonSerializable(typeof(StatusResponse))]
 [JsonSerializable(typeof(CancelResponse))]
 [JsonSerializable(typeof(ImageResult))]
+[JsonSerializable(typeof(GenerationPage))]
+[JsonSerializable(typeof(UsageResponse))]
 internal sealed partial class GatewayJsonContext : JsonSerializerContext;
 
 /// <summary>What goes to fal: only the fields that are set.</summary>
