@@ -44,7 +44,8 @@ public sealed class GatewayHarness : IAsyncDisposable
         RedisServer? redis,
         Action<FalEmulatorOptions>? emulator = null,
         IReadOnlyDictionary<string, string?>? settings = null,
-        int replicas = 1)
+        int replicas = 1,
+        Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null)
     {
         var falKey = "fal-key-" + Guid.NewGuid().ToString("N") + ":SECRETPART";
         var emulatorOptions = new FalEmulatorOptions
@@ -59,13 +60,16 @@ public sealed class GatewayHarness : IAsyncDisposable
         var harness = new GatewayHarness(await FalEmulatorHost.StartAsync(emulatorOptions), falKey);
         for (var i = 0; i < replicas; i++)
         {
-            harness.AddReplica(redis, settings);
+            harness.AddReplica(redis, settings, services);
         }
 
         return harness;
     }
 
-    public Uri AddReplica(RedisServer? redis, IReadOnlyDictionary<string, string?>? settings = null)
+    public Uri AddReplica(
+        RedisServer? redis,
+        IReadOnlyDictionary<string, string?>? settings = null,
+        Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null)
     {
         var all = new Dictionary<string, string?>
         {
@@ -81,13 +85,17 @@ public sealed class GatewayHarness : IAsyncDisposable
             ["Clients:beta:KeySha256"] = Sha256(BetaKey),
             ["Serilog:MinimumLevel:Default"] = "Debug",
             ["Serilog:ConsoleMinimumLevel"] = "Fatal",
+            // Tests share one Redis and run in parallel: limits stay out of the way unless a test sets them.
+            ["Limits:RequestsPerMinute"] = "100000",
+            ["Limits:ImagesPerDay"] = "100000000",
+            ["Limits:MaxConcurrent"] = "100000",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
             all[key] = value;
         }
 
-        var gateway = new GatewayApplication(all, _logs);
+        var gateway = new GatewayApplication(all, _logs, services: services);
         _gateways.Add(gateway);
         var url = gateway.Start();
         gateway.ClientOptions.BaseAddress = url;
