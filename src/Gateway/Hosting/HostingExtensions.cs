@@ -22,6 +22,8 @@ internal static class HostingExtensions
         // everywhere but Development, where people read it.
         var development = builder.Environment.IsDevelopment();
         var consoleLevel = builder.Configuration.GetValue("Serilog:ConsoleMinimumLevel", Serilog.Events.LogEventLevel.Verbose);
+        // preserveStaticLogger: each host logs through its own logger, not the process-wide Log.Logger that
+        // the last host built would own (several gateways share one process in the tests).
         builder.Services.AddSerilog((services, logger) =>
         {
             logger.ReadFrom.Configuration(builder.Configuration).ReadFrom.Services(services).Enrich.FromLogContext();
@@ -33,7 +35,7 @@ internal static class HostingExtensions
             {
                 logger.WriteTo.Console(new RenderedCompactJsonFormatter(), consoleLevel);
             }
-        });
+        }, preserveStaticLogger: true);
 
         builder.Services.ConfigureHttpJsonOptions(options =>
         {
@@ -101,11 +103,15 @@ internal static class HostingExtensions
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        var requestLogger = app.Services.GetRequiredService<Serilog.ILogger>();
         app.UseSerilogRequestLogging(options =>
+        {
+            options.Logger = requestLogger;
             options.GetLevel = (context, _, exception) =>
                 exception is not null || context.Response.StatusCode >= 500 ? Serilog.Events.LogEventLevel.Error
                 : context.Request.Path.StartsWithSegments("/health") ? Serilog.Events.LogEventLevel.Verbose
-                : Serilog.Events.LogEventLevel.Information);
+                : Serilog.Events.LogEventLevel.Information;
+        });
         return app;
     }
 
