@@ -11,6 +11,7 @@ var builder = WebApplication.CreateBuilder(args);
 
 builder.AddGatewayHosting();
 builder.AddClientAuthentication();
+builder.AddClientLimits();
 builder.AddGenerationStore();
 builder.AddFalUpstream();
 builder.AddGenerations();
@@ -22,12 +23,14 @@ var app = builder.Build();
 app.UseGatewayHosting();
 app.UseAuthentication();
 app.UseAuthorization();
+app.UseIdempotency();
 
 app.MapGatewayHosting();
 app.MapGenerations();
 app.MapFalWebhooks();
 app.MapFiles();
 app.MapFalProxy();
+app.MapUsage();
 
 app.Run();
 

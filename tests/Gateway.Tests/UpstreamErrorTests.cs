@@ -137,12 +137,15 @@ public sealed class UpstreamErrorTests(RedisServer redis)
         using var response = await harness.Client().PostJsonAsync("/v1/generations", new { prompt = "no store" });
         var problem = await response.JsonAsync();
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
-        Assert.Equal(ProblemType("store-unavailable"), problem["type"]!.GetValue<string>());
+        Assert.Equal(ProblemType("limits-unavailable"), problem["type"]!.GetValue<string>()); // the first Redis use on a submit
         Assert.NotNull(response.Headers.RetryAfter);
         Assert.Equal(0, harness.Fal.SubmitCount);
 
         using var read = await harness.Client().GetAsync("/v1/generations/anything", TestContext.Current.CancellationToken);
+        var readProblem = await read.JsonAsync();
         Assert.Equal(HttpStatusCode.ServiceUnavailable, read.StatusCode);
+        Assert.Equal(ProblemType("store-unavailable"), readProblem["type"]!.GetValue<string>());
+        Assert.NotNull(read.Headers.RetryAfter);
     }
 
     [Fact]

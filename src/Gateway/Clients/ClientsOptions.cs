@@ -9,8 +9,17 @@ public sealed class ClientOptions
     /// <summary>The client's key as lowercase hex SHA-256; the key itself is never configured.</summary>
     public string? KeySha256 { get; set; }
 
+    /// <summary>Overrides <c>Limits:RequestsPerMinute</c> for this client.</summary>
     public int? RequestsPerMinute { get; set; }
+
+    /// <summary>Overrides <c>Limits:ImagesPerDay</c> for this client.</summary>
     public int? ImagesPerDay { get; set; }
+
+    /// <summary>Overrides <c>Limits:MaxConcurrent</c> for this client.</summary>
+    public int? MaxConcurrent { get; set; }
+
+    /// <summary>Overrides <c>Limits:DailyBudgetUsd</c> for this client.</summary>
+    public decimal? DailyBudgetUsd { get; set; }
 }
 
 /// <summary>Every configured client, by name (section <c>Clients</c>).</summary>
@@ -47,6 +56,16 @@ internal sealed partial class ClientsOptionsValidator(IHostEnvironment environme
             if (settings.ImagesPerDay is <= 0)
             {
                 failures.Add($"Clients__{client}__ImagesPerDay must be positive.");
+            }
+
+            if (settings.MaxConcurrent is <= 0)
+            {
+                failures.Add($"Clients__{client}__MaxConcurrent must be positive.");
+            }
+
+            if (settings.DailyBudgetUsd is < 0)
+            {
+                failures.Add($"Clients__{client}__DailyBudgetUsd must not be negative.");
             }
         }
 

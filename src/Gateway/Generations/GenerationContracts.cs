@@ -191,3 +191,8 @@ public sealed record StatusResponse(
     GenerationLinks Links);
 
 public sealed record CancelResponse(string Status);
+
+/// <summary>A page of the caller's generations, newest first.</summary>
+/// <param name="Items">Generations with their status as last stored (fal is not asked per item).</param>
+/// <param name="NextCursor">Pass as <c>cursor</c> for the next page; null on the last page.</param>
+public sealed record GenerationPage(IReadOnlyList<GenerationResponse> Items, string? NextCursor);

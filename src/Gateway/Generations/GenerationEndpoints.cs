@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using Gateway.Clients;
 using Gateway.Hosting;
+using Gateway.Storage;
 using Gateway.Upstream;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -17,15 +18,25 @@ internal static class GenerationEndpoints
             .WithSummary("Submit a text-to-image job")
             .WithDescription("Validates the input, submits it to fal's queue and answers 202 with the Generation and its Location.")
             .Accepts<GenerateRequest>("application/json")
+            .WithIdempotency()
             .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesUpstreamProblems();
 
         group.MapPost("/edits", SubmitEdit)
             .WithName(nameof(SubmitEdit))
             .WithSummary("Submit an image-edit job")
             .Accepts<EditRequest>("application/json")
+            .WithIdempotency()
             .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesUpstreamProblems();
+
+        group.MapGet("/generations", ListGenerations)
+            .WithName(nameof(ListGenerations))
+            .WithSummary("The caller's own generations, newest first")
+            .WithDescription("Cursor pagination: pass next_cursor as cursor; generations submitted meanwhile never shift later pages.")
+            .ProducesValidationProblem();
 
         group.MapGet("/generations/{id}", GetGeneration)
             .WithName(nameof(GetGeneration))
@@ -56,18 +67,48 @@ internal static class GenerationEndpoints
         return group;
     }
 
-    public static Task<Results<Accepted<GenerationResponse>, GenerationJson>> SubmitGeneration(
-        GenerateRequest request, ClaimsPrincipal user, GenerationService service, HttpContext httpContext) =>
-        SubmitAsync(service.GenerateModel, request, user, service, httpContext);
+    public static Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitGeneration(
+        GenerateRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, HttpContext httpContext) =>
+        SubmitAsync(service.GenerateModel, request, user, service, limiter, httpContext);
 
-    public static Task<Results<Accepted<GenerationResponse>, GenerationJson>> SubmitEdit(
-        EditRequest request, ClaimsPrincipal user, GenerationService service, HttpContext httpContext) =>
-        SubmitAsync(service.EditModel, request, user, service, httpContext);
+    public static Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitEdit(
+        EditRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, HttpContext httpContext) =>
+        SubmitAsync(service.EditModel, request, user, service, limiter, httpContext);
 
-    private static async Task<Results<Accepted<GenerationResponse>, GenerationJson>> SubmitAsync(
-        string model, ImageRequest request, ClaimsPrincipal user, GenerationService service, HttpContext httpContext)
+    /// <summary>
+    /// Takes the client's limit units first (given back when fal refused the submit), submits, and with
+    /// <c>Prefer: wait</c> holds the answer until the job ends or the wait runs out.
+    /// </summary>
+    private static async Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitAsync(
+        string model, ImageRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, HttpContext httpContext)
     {
-        var record = await service.SubmitAsync(user.ClientName(), model, request);
+        var client = user.ClientName();
+        var decision = await limiter.TryAcquireAsync(client, request.NumImages ?? 1);
+        decision.WriteHeaders(httpContext.Response.Headers);
+        if (decision.Lease is not { } lease)
+        {
+            return Problems.LimitExceeded(decision);
+        }
+
+        GenerationRecord record;
+        try
+        {
+            record = await service.SubmitAsync(client, model, request);
+        }
+        catch (FalUpstreamException e) when (e.Failure.Kind != FalFailureKind.Timeout)
+        {
+            // fal answered no (or was never reached): nothing is billed, so nothing is counted. A timed-out
+            // submit keeps its units: fal may have queued, and will bill, the job.
+            await lease.ReleaseAsync();
+            throw;
+        }
+        catch (StoreUnavailableException e) when (e.BeforeSubmit)
+        {
+            await lease.ReleaseAsync();
+            throw;
+        }
+
+        await lease.CommitAsync(record.Id);
         var links = GenerationLinks.For(record.Id);
         if (PreferWait.Requested(httpContext.Request, service.Options) is { } wait)
         {
@@ -89,6 +130,35 @@ internal static class GenerationEndpoints
         var id = snapshot.Record.Id;
         var result = snapshot.Record.Status == GenerationStatus.Completed ? await service.GetResultAsync(id, cancellationToken) : null;
         return new GenerationJson(GenerationMapper.ToResponse(snapshot.Record, snapshot.Live), result, (i, ct) => service.GetBlobAsync(id, i, ct), location);
+    }
+
+    public static async Task<Results<Ok<GenerationPage>, ValidationProblem>> ListGenerations(
+        ClaimsPrincipal user, IGenerationHistory history, GenerationService service, CancellationToken cancellationToken,
+        int? limit = null, string? cursor = null)
+    {
+        var take = limit ?? 20;
+        if (take is < 1 or > 100)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = ["limit must be from 1 to 100."] });
+        }
+
+        HistoryCursor? after = null;
+        if (cursor is not null)
+        {
+            if (!HistoryCursor.TryDecode(cursor, out var decoded))
+            {
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["cursor"] = ["cursor is not one this gateway returned as next_cursor."] });
+            }
+
+            after = decoded;
+        }
+
+        var client = user.ClientName();
+        var entries = await history.ListAsync(client, after, take + 1);
+        var page = entries.Take(take).ToList();
+        var records = await Task.WhenAll(page.Select(e => service.FindAsync(client, e.Id, cancellationToken)));
+        var items = records.OfType<GenerationRecord>().Select(r => GenerationMapper.ToResponse(r, null)).ToList();
+        return TypedResults.Ok(new GenerationPage(items, entries.Count > take ? page[^1].Encode() : null));
     }
 
     public static async Task<Results<GenerationJson, ProblemHttpResult>> GetGeneration(

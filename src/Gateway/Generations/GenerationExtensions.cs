@@ -1,3 +1,5 @@
+using Gateway.Storage;
+
 namespace Gateway.Generations;
 
 internal static class GenerationExtensions
@@ -14,6 +16,17 @@ internal static class GenerationExtensions
         builder.Services.AddSingleton<GenerationReconciler>();
         builder.Services.AddHostedService(services => services.GetRequiredService<GenerationReconciler>());
         builder.Services.AddSingleton<IGenerationListener>(services => services.GetRequiredService<GenerationReconciler>());
+
+        if (builder.UsesRedis())
+        {
+            builder.Services.AddSingleton<IGenerationHistory, RedisGenerationHistory>();
+        }
+        else
+        {
+            builder.Services.AddSingleton<IGenerationHistory, InMemoryGenerationHistory>();
+        }
+
+        builder.Services.AddSingleton<IGenerationListener, HistoryGenerationListener>();
         return builder;
     }
 }

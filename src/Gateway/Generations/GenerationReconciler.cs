@@ -42,9 +42,9 @@ internal sealed partial class GenerationReconciler(
                 await Parallel.ForEachAsync(due, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = stoppingToken },
                     async (id, ct) => await ReconcileAsync(id, ct));
             }
-            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
-                LogPassFailed(logger, e);
+                LogPassFailed(logger, e); // e.g. Redis unreachable: the next tick tries again
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));

@@ -41,7 +41,7 @@ internal sealed partial class GenerationService(
         // A job fal accepted but the gateway cannot record would be billed and lost: check the store first.
         if (!await store.IsHealthyAsync(CancellationToken.None))
         {
-            throw new StoreUnavailableException("The gateway's store (Redis) is not reachable, so no job was submitted.");
+            throw new StoreUnavailableException("The gateway's store (Redis) is not reachable, so no job was submitted.", beforeSubmit: true);
         }
 
         var input = JsonSerializer.SerializeToUtf8Bytes(request.ToFalInput(), FalInputJsonContext.Default.FalImageInput);

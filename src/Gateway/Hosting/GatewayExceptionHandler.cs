@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Gateway.Clients;
 using Gateway.Upstream;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
@@ -25,6 +26,8 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
             BadHttpRequestException bad => FromBadRequest(bad),
             StoreUnavailableException unavailable => Unavailable(httpContext, unavailable.Message, exception),
             RedisException => Unavailable(httpContext, "The gateway's store (Redis) is not reachable.", exception),
+            ClientLimitsUnavailableException => Unavailable(httpContext,
+                "The client limits cannot be checked because Redis is not reachable; nothing was sent to fal. Retry shortly.", exception, "limits-unavailable"),
             _ => Unexpected(exception),
         };
 
@@ -95,13 +98,13 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
     private static string JsonField(string? path) =>
         string.IsNullOrEmpty(path) || path == "$" ? "body" : path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path.TrimStart('$');
 
-    private ProblemDetails Unavailable(HttpContext httpContext, string detail, Exception exception)
+    private ProblemDetails Unavailable(HttpContext httpContext, string detail, Exception exception, string slug = "store-unavailable")
     {
         LogStoreUnavailable(logger, exception);
         httpContext.Response.Headers.RetryAfter = "5";
         return new ProblemDetails
         {
-            Type = ProblemTypes.For("store-unavailable"),
+            Type = ProblemTypes.For(slug),
             Title = "Temporarily unavailable",
             Status = StatusCodes.Status503ServiceUnavailable,
             Detail = detail,

@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using Gateway.Files;
+using Gateway.Clients;
 using Gateway.Generations;
 
 namespace Gateway.Hosting;
@@ -14,6 +15,8 @@ namespace Gateway.Hosting;
 [JsonSerializable(typeof(ImageResult))]
 [JsonSerializable(typeof(Gateway.Webhooks.WebhookAck))]
 [JsonSerializable(typeof(FileResponse))]
+[JsonSerializable(typeof(GenerationPage))]
+[JsonSerializable(typeof(UsageResponse))]
 internal sealed partial class GatewayJsonContext : JsonSerializerContext;
 
 /// <summary>What goes to fal: only the fields that are set.</summary>

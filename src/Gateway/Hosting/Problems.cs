@@ -1,3 +1,4 @@
+using Gateway.Clients;
 using Gateway.Generations;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -35,6 +36,18 @@ internal static class Problems
 
         return TypedResults.Problem(error.Detail, statusCode: error.Status, title: error.Title, type: error.Type, extensions: extensions);
     }
+
+    /// <summary>A client limit refused the submit before anything reached fal (headers are written by the decision).</summary>
+    public static ProblemHttpResult LimitExceeded(LimitDecision decision) => TypedResults.Problem(
+        title: "Client limit reached",
+        detail: decision.RefusalDetail(),
+        statusCode: StatusCodes.Status429TooManyRequests,
+        type: ProblemTypes.For("limit-exceeded"),
+        extensions: new Dictionary<string, object?>
+        {
+            ["limits"] = decision.ExceededNames(),
+            ["retry_after_seconds"] = decision.RetryAfterSeconds,
+        });
 
     /// <summary>Documents the upstream failures every fal-backed route can answer (the contract's table).</summary>
     public static RouteHandlerBuilder ProducesUpstreamProblems(this RouteHandlerBuilder builder) => builder

@@ -7,11 +7,15 @@ internal static class StorageExtensions
 {
     public const string RedisConnectionName = "Redis";
 
+    /// <summary>True when <c>ConnectionStrings:Redis</c> is set: features then keep their state in Redis, else in memory.</summary>
+    public static bool UsesRedis(this IHostApplicationBuilder builder) =>
+        !string.IsNullOrWhiteSpace(builder.Configuration.GetConnectionString(RedisConnectionName));
+
     /// <summary>Redis when <c>ConnectionStrings:Redis</c> is set, else the in-memory store (one replica only).</summary>
     public static IHostApplicationBuilder AddGenerationStore(this IHostApplicationBuilder builder)
     {
         var connectionString = builder.Configuration.GetConnectionString(RedisConnectionName);
-        if (string.IsNullOrWhiteSpace(connectionString))
+        if (!builder.UsesRedis())
         {
             builder.Services.AddSingleton<IGenerationStore, InMemoryGenerationStore>();
             builder.Services.AddHostedService<InMemoryStoreAnnouncement>();
@@ -21,7 +25,7 @@ internal static class StorageExtensions
             ConfigurationOptions redisOptions;
             try
             {
-                redisOptions = ConfigurationOptions.Parse(connectionString);
+                redisOptions = ConfigurationOptions.Parse(connectionString!);
             }
             catch (ArgumentException e)
             {

@@ -2,12 +2,17 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Gateway.Tests.Infrastructure;
 
 /// <summary>The gateway on a real Kestrel socket on 127.0.0.1, configured only through settings, as in production.</summary>
-public sealed class GatewayApplication(IReadOnlyDictionary<string, string?> settings, CapturingSink? logs = null, string environment = "Testing")
+public sealed class GatewayApplication(
+    IReadOnlyDictionary<string, string?> settings,
+    CapturingSink? logs = null,
+    string environment = "Testing",
+    Action<IServiceCollection>? services = null)
     : WebApplicationFactory<Gateway.Hosting.GatewayOptions> // any public type of the gateway assembly names its entry point
 {
     protected override void ConfigureWebHost(IWebHostBuilder builder)
@@ -22,7 +27,13 @@ public sealed class GatewayApplication(IReadOnlyDictionary<string, string?> sett
         if (logs is not null)
         {
             // Serilog's ReadFrom.Services picks up sinks registered in the container.
-            builder.ConfigureServices(services => services.AddSingleton<Serilog.Core.ILogEventSink>(logs));
+            builder.ConfigureServices(s => s.AddSingleton<Serilog.Core.ILogEventSink>(logs));
+        }
+
+        if (services is not null)
+        {
+            // e.g. one FakeTimeProvider shared by every replica, so windows roll over when the test moves it.
+            builder.ConfigureTestServices(services);
         }
     }
 

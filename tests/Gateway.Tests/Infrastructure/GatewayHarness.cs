@@ -50,7 +50,8 @@ public sealed class GatewayHarness : IAsyncDisposable
         Action<FalEmulatorOptions>? emulator = null,
         IReadOnlyDictionary<string, string?>? settings = null,
         int replicas = 1,
-        bool webhooks = false)
+        bool webhooks = false,
+        Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null)
     {
         var falKey = "fal-key-" + Guid.NewGuid().ToString("N") + ":SECRETPART";
         var emulatorOptions = new FalEmulatorOptions
@@ -75,13 +76,16 @@ public sealed class GatewayHarness : IAsyncDisposable
 
         for (var i = 0; i < replicas; i++)
         {
-            harness.AddReplica(redis, settings);
+            harness.AddReplica(redis, settings, services);
         }
 
         return harness;
     }
 
-    public Uri AddReplica(RedisServer? redis, IReadOnlyDictionary<string, string?>? settings = null)
+    public Uri AddReplica(
+        RedisServer? redis,
+        IReadOnlyDictionary<string, string?>? settings = null,
+        Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null)
     {
         var all = new Dictionary<string, string?>
         {
@@ -98,13 +102,17 @@ public sealed class GatewayHarness : IAsyncDisposable
             ["Gateway:PublicBaseUrl"] = _publicBaseUrl ?? "",
             ["Serilog:MinimumLevel:Default"] = "Debug",
             ["Serilog:ConsoleMinimumLevel"] = "Fatal",
+            // Tests share one Redis and run in parallel: limits stay out of the way unless a test sets them.
+            ["Limits:RequestsPerMinute"] = "100000",
+            ["Limits:ImagesPerDay"] = "100000000",
+            ["Limits:MaxConcurrent"] = "100000",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
             all[key] = value;
         }
 
-        var gateway = new GatewayApplication(all, _logs);
+        var gateway = new GatewayApplication(all, _logs, services: services);
         _gateways.Add(gateway);
         var url = gateway.Start(_gateways.Count == 1 ? _webhookPort : 0);
         gateway.ClientOptions.BaseAddress = url;

@@ -1,0 +1,47 @@
+using Gateway.Generations;
+using Gateway.Storage;
+
+namespace Gateway.Clients;
+
+internal static class LimitsExtensions
+{
+    /// <summary>Per-client limits, usage and Idempotency-Key: in Redis when it is configured, else in memory (one replica).</summary>
+    public static IHostApplicationBuilder AddClientLimits(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<LimitsOptions>()
+            .BindConfiguration(LimitsOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        builder.Services.AddOptions<IdempotencyOptions>()
+            .BindConfiguration(IdempotencyOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+
+        if (builder.UsesRedis())
+        {
+            builder.Services.AddSingleton<ILimitStore, RedisLimitStore>();
+            builder.Services.AddSingleton<IIdempotencyStore, RedisIdempotencyStore>();
+        }
+        else
+        {
+            builder.Services.AddSingleton<ILimitStore, InMemoryLimitStore>();
+            builder.Services.AddSingleton<IIdempotencyStore, InMemoryIdempotencyStore>();
+        }
+
+        builder.Services.AddMetrics();
+        builder.Services.AddSingleton<ClientMetrics>();
+        builder.Services.AddSingleton<ClientLimiter>();
+        builder.Services.AddSingleton<IGenerationListener, LimitsGenerationListener>();
+        return builder;
+    }
+
+    /// <summary>After authentication: Idempotency-Key is kept per client.</summary>
+    public static WebApplication UseIdempotency(this WebApplication app)
+    {
+        app.UseMiddleware<IdempotencyMiddleware>();
+        return app;
+    }
+
+    public static RouteHandlerBuilder WithIdempotency(this RouteHandlerBuilder builder) =>
+        builder.WithMetadata(IdempotentEndpointMetadata.Instance);
+}

@@ -1,0 +1,68 @@
+using System.Globalization;
+using System.Security.Claims;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Gateway.Clients;
+
+/// <summary>The caller's usage today (UTC) and each limit with what remains.</summary>
+/// <param name="Client">The client the key belongs to.</param>
+/// <param name="Date">The UTC day the counters are for.</param>
+/// <param name="Submits">Submits accepted today.</param>
+/// <param name="Images">Images requested today (num_images summed).</param>
+/// <param name="EstimatedSpendUsd">Images today times the configured price per image.</param>
+/// <param name="PricePerImageUsd">The price per image the estimate uses.</param>
+/// <param name="Limits">Each limit: its size, what is used, what remains and when it resets.</param>
+public sealed record UsageResponse(
+    string Client,
+    string Date,
+    long Submits,
+    long Images,
+    decimal EstimatedSpendUsd,
+    decimal PricePerImageUsd,
+    UsageLimits Limits);
+
+/// <summary>Each of the caller's limits; DailyBudgetUsd is null when the client has no budget.</summary>
+public sealed record UsageLimits(WindowUsage RequestsPerMinute, WindowUsage ImagesPerDay, ConcurrencyUsage MaxConcurrent, BudgetUsage? DailyBudgetUsd);
+
+/// <summary>A windowed limit; ResetSeconds is when the window ends and Used starts again from 0.</summary>
+public sealed record WindowUsage(long Limit, long Used, long Remaining, int ResetSeconds);
+
+/// <summary>Generations submitted and not yet ended, against the limit.</summary>
+public sealed record ConcurrencyUsage(long Limit, long InFlight, long Remaining);
+
+public sealed record BudgetUsage(decimal Limit, decimal Spent, decimal Remaining, int ResetSeconds);
+
+internal static class UsageEndpoints
+{
+    public static RouteGroupBuilder MapUsage(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1").RequireAuthorization().WithTags("Usage");
+        group.MapGet("/usage", GetUsage)
+            .WithName(nameof(GetUsage))
+            .WithSummary("The caller's usage and limits today")
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        return group;
+    }
+
+    public static async Task<Ok<UsageResponse>> GetUsage(ClaimsPrincipal user, ClientLimiter limiter)
+    {
+        var (policy, windows, counts) = await limiter.ReadAsync(user.ClientName());
+        BudgetUsage? budget = policy.DailyBudgetMicros is { } micros
+            ? new BudgetUsage(ClientPolicy.ToUsd(micros), ClientPolicy.ToUsd(counts.DaySpendMicros),
+                ClientPolicy.ToUsd(Math.Max(0, micros - counts.DaySpendMicros)), windows.SecondsToDayEnd)
+            : null;
+        return TypedResults.Ok(new UsageResponse(
+            windows.Client,
+            windows.Now.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+            counts.DaySubmits,
+            counts.DayImages,
+            ClientPolicy.ToUsd(counts.DaySpendMicros),
+            limiter.PricePerImageUsd,
+            new UsageLimits(
+                new WindowUsage(policy.RequestsPerMinute, counts.MinuteSubmits, Math.Max(0, policy.RequestsPerMinute - counts.MinuteSubmits), windows.SecondsToMinuteEnd),
+                new WindowUsage(policy.ImagesPerDay, counts.DayImages, Math.Max(0, policy.ImagesPerDay - counts.DayImages), windows.SecondsToDayEnd),
+                new ConcurrencyUsage(policy.MaxConcurrent, counts.InFlight, Math.Max(0, policy.MaxConcurrent - counts.InFlight)),
+                budget)));
+    }
+}
