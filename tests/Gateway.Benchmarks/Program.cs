@@ -86,6 +86,7 @@ internal sealed class BenchmarkRun(string configuration) : IAsyncDisposable
             ["Clients__bench__KeySha256"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(clientKey))),
             ["Clients__bench__RequestsPerMinute"] = "1000000",
             ["Clients__bench__ImagesPerDay"] = "10000000",
+            ["Clients__bench__MaxConcurrent"] = "100000", // the benchmark is about streams, not the client's limits
             ["Serilog__MinimumLevel__Default"] = Environment.GetEnvironmentVariable("BENCH_GATEWAY_LOG_LEVEL") ?? "Warning",
             ["Serilog__MinimumLevel__Override__Microsoft.Hosting.Lifetime"] = "Information", // start and stop, should it stop early
         }, port);

@@ -66,6 +66,10 @@ public sealed class ProcessHarness : IAsyncDisposable
             ["Fal__JwksUrl"] = fal.JwksUrl,
             ["Gateway__PublicBaseUrl"] = webhooks ? $"http://127.0.0.1:{port}" : "",
             ["Clients__process__KeySha256"] = GatewayHarness.Sha256(ClientKey),
+            // These tests load one client far past the default limits; the limits have tests of their own.
+            ["Clients__process__RequestsPerMinute"] = "1000000",
+            ["Clients__process__ImagesPerDay"] = "10000000",
+            ["Clients__process__MaxConcurrent"] = "100000",
             ["Serilog__MinimumLevel__Default"] = "Information",
         };
         foreach (var (name, value) in settings ?? new Dictionary<string, string>())
