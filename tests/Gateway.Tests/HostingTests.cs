@@ -58,6 +58,20 @@ public sealed class HostingTests(RedisServer redis)
     }
 
     [Fact]
+    public async Task Playground_IsAPageThatSubmitsWithTheClientKey()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+        using var response = await harness.Client(key: null).GetAsync("/", TestContext.Current.CancellationToken);
+        var html = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/html", response.Content.Headers.ContentType!.MediaType);
+        Assert.Contains("<form id=\"form\">", html, StringComparison.Ordinal);
+        Assert.Contains("\"/v1/generations\"", html, StringComparison.Ordinal);
+        Assert.Contains("X-Api-Key", html, StringComparison.Ordinal);
+        Assert.Equal(11, System.Text.RegularExpressions.Regex.Matches(html[html.IndexOf("id=\"aspect_ratio\"", StringComparison.Ordinal)..html.IndexOf("id=\"num_images\"", StringComparison.Ordinal)], "<option>").Count);
+    }
+
+    [Fact]
     public async Task Swagger_CanBeSwitchedOff()
     {
         await using var harness = await GatewayHarness.StartAsync(redis, settings: new Dictionary<string, string?> { ["Gateway:SwaggerEnabled"] = "false" });
