@@ -68,7 +68,7 @@ public sealed class HostingTests(RedisServer redis)
         Assert.Contains("<form id=\"form\">", html, StringComparison.Ordinal);
         Assert.Contains("\"/v1/generations\"", html, StringComparison.Ordinal);
         Assert.Contains("X-Api-Key", html, StringComparison.Ordinal);
-        Assert.Equal(11, System.Text.RegularExpressions.Regex.Matches(html[html.IndexOf("id=\"aspect_ratio\"", StringComparison.Ordinal)..html.IndexOf("id=\"num_images\"", StringComparison.Ordinal)], "<option>").Count);
+        Assert.Equal(11, System.Text.RegularExpressions.Regex.Count(html[html.IndexOf("id=\"aspect_ratio\"", StringComparison.Ordinal)..html.IndexOf("id=\"num_images\"", StringComparison.Ordinal)], "<option>"));
     }
 
     [Fact]
