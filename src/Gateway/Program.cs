@@ -2,6 +2,7 @@ using Gateway.Clients;
 using Gateway.Files;
 using Gateway.Generations;
 using Gateway.Hosting;
+using Gateway.Playground;
 using Gateway.Proxy;
 using Gateway.Storage;
 using Gateway.Upstream;
@@ -26,6 +27,7 @@ app.UseAuthorization();
 app.UseIdempotency();
 
 app.MapGatewayHosting();
+app.MapPlayground();
 app.MapGenerations();
 app.MapFalWebhooks();
 app.MapFiles();

@@ -58,6 +58,20 @@ public sealed class HostingTests(RedisServer redis)
     }
 
     [Fact]
+    public async Task Playground_IsAPageThatSubmitsWithTheClientKey()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+        using var response = await harness.Client(key: null).GetAsync("/", TestContext.Current.CancellationToken);
+        var html = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/html", response.Content.Headers.ContentType!.MediaType);
+        Assert.Contains("<form id=\"form\">", html, StringComparison.Ordinal);
+        Assert.Contains("\"/v1/generations\"", html, StringComparison.Ordinal);
+        Assert.Contains("X-Api-Key", html, StringComparison.Ordinal);
+        Assert.Equal(11, System.Text.RegularExpressions.Regex.Count(html[html.IndexOf("id=\"aspect_ratio\"", StringComparison.Ordinal)..html.IndexOf("id=\"num_images\"", StringComparison.Ordinal)], "<option>"));
+    }
+
+    [Fact]
     public async Task Swagger_CanBeSwitchedOff()
     {
         await using var harness = await GatewayHarness.StartAsync(redis, settings: new Dictionary<string, string?> { ["Gateway:SwaggerEnabled"] = "false" });
@@ -65,34 +79,74 @@ public sealed class HostingTests(RedisServer redis)
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
     }
 
-    public static TheoryData<string, string?, string> BadConfigurations => new()
+    public static TheoryData<string, string, string> BadConfigurations => new()
     {
-        { "Fal:Key", null, "Fal__Key" },
-        { "Clients:alpha:KeySha256", "not-hex", "Clients__alpha__KeySha256" },
-        { "Gateway:PublicBaseUrl", "ftp://example", "Gateway__PublicBaseUrl" },
-        { "Fal:QueueBaseUrl", "not a url", "Fal__QueueBaseUrl" },
-        { "ConnectionStrings:Redis", "127.0.0.1:6379,unknownoption=1,=", "ConnectionStrings__Redis" },
+        { "Fal__Key", "", "Fal__Key" },
+        { "Clients__alpha__KeySha256", "not-hex", "Clients__alpha__KeySha256" },
+        { "Gateway__PublicBaseUrl", "ftp://example", "Gateway__PublicBaseUrl" },
+        { "Fal__QueueBaseUrl", "not a url", "Fal__QueueBaseUrl" },
+        { "ConnectionStrings__Redis", "127.0.0.1:6379,unknownoption=1,=", "ConnectionStrings__Redis" },
     };
 
+    /// <summary>What an operator sees: the real process, started with one bad setting, stops and names it.</summary>
     [Theory]
     [MemberData(nameof(BadConfigurations))]
-    public void Start_WithBadConfiguration_FailsWithAMessageNamingTheSetting(string key, string? value, string named)
+    public async Task Start_WithBadConfiguration_ExitsWithAMessageNamingTheSetting(string variable, string value, string named)
     {
-        var settings = ValidSettings();
-        settings[key] = value;
-        using var gateway = new GatewayApplication(settings, environment: "Production");
-        var error = Assert.ThrowsAny<Exception>(() => gateway.Start());
-        Assert.Contains(named, Flatten(error), StringComparison.Ordinal);
+        var environment = ValidEnvironment();
+        environment[variable] = value;
+        var (exitCode, output) = await RunGatewayProcessAsync(environment);
+        Assert.NotEqual(0, exitCode);
+        Assert.True(output.Contains(named, StringComparison.Ordinal), output);
     }
 
     [Fact]
-    public void Start_InProductionWithoutClients_FailsNamingTheSetting()
+    public async Task Start_InProductionWithoutClients_ExitsNamingTheSetting()
     {
-        var settings = ValidSettings();
-        settings.Remove("Clients:alpha:KeySha256");
-        using var gateway = new GatewayApplication(settings, environment: "Production");
-        var error = Assert.ThrowsAny<Exception>(() => gateway.Start());
-        Assert.Contains("Clients__{name}__KeySha256", Flatten(error), StringComparison.Ordinal);
+        var environment = ValidEnvironment();
+        environment.Remove("Clients__alpha__KeySha256");
+        var (exitCode, output) = await RunGatewayProcessAsync(environment);
+        Assert.NotEqual(0, exitCode);
+        Assert.True(output.Contains("Clients__{name}__KeySha256", StringComparison.Ordinal), output);
+    }
+
+    private static Dictionary<string, string> ValidEnvironment() => new()
+    {
+        ["ASPNETCORE_ENVIRONMENT"] = "Production",
+        ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{RedisServer.FreePort()}",
+        ["Fal__Key"] = "some-fal-key",
+        ["Clients__alpha__KeySha256"] = GatewayHarness.Sha256("k"),
+    };
+
+    /// <summary>Runs the built gateway (Gateway.dll beside the tests) until it exits (it must, within 30 s).</summary>
+    private static async Task<(int ExitCode, string Output)> RunGatewayProcessAsync(Dictionary<string, string> environment)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "Gateway.dll")])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+        var stderr = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail("The gateway did not stop on a bad setting: " + await stdout);
+        }
+
+        return (process.ExitCode, await stdout + await stderr);
     }
 
     [Fact]
@@ -120,6 +174,4 @@ public sealed class HostingTests(RedisServer redis)
         ["Serilog:ConsoleMinimumLevel"] = "Fatal",
     };
 
-    private static string Flatten(Exception error) =>
-        error is AggregateException aggregate ? string.Join("\n", aggregate.InnerExceptions.Select(Flatten)) : error.ToString();
 }

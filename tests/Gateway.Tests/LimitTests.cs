@@ -232,6 +232,25 @@ public sealed partial class LimitTests(RedisServer redis)
         Assert.Equal(1, harness.Fal.SubmitCount);
     }
 
+    [Fact]
+    public async Task ProxiedSubmits_CountAgainstTheSameLimits_AndAreRefusedInFalsShape()
+    {
+        var client = new TestClient(("RequestsPerMinute", "1"));
+        await using var harness = await GatewayHarness.StartAsync(redis, settings: client.Settings,
+            services: FakeTime.Use(FakeTime.At("2026-11-24T12:00:20Z")));
+        var http = harness.Client(client.Key);
+        await http.SubmitAsync(new { prompt = "one via /v1" });
+
+        using var refused = await FalProxyTests.ProxyAsync(http, HttpMethod.Post, "https://queue.fal.run/microsoft/mai-image-2.5", """{"prompt":"two via the proxy"}""");
+        var body = await refused.JsonAsync();
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Equal("application/json", refused.Content.Headers.ContentType!.MediaType); // fal's shape, for @fal-ai/client
+        Assert.NotNull(body["detail"]);
+        Assert.Equal("40", refused.Headers.GetValues("Retry-After").Single());
+        Assert.NotNull(refused.Headers.GetValues("RateLimit").Single());
+        Assert.Equal(1, harness.Fal.SubmitCount);
+    }
+
     [GeneratedRegex("^\"minute\";r=(?<r>\\d+);t=40, \"day\";r=\\d+;t=\\d+, \"concurrent\";r=\\d+$")]
     private static partial Regex MinuteRemaining();
 }

@@ -22,20 +22,21 @@ internal static class OpenApiExtensions
                 Title = "MAI-Image-2.5 gateway",
                 Version = "v1",
                 Description = "Generate and edit images with fal's microsoft/mai-image-2.5 without holding the FAL key. "
-                    + "Authenticate with your client key (Authorize button): Authorization: Bearer <key> or X-Api-Key: <key>.",
+                    + "Authenticate with your client key (Authorize button): `Authorization: Bearer <key>` or `X-Api-Key: <key>`. "
+                    + "In Development the local key is `dev-local-key`.",
             });
             options.AddSecurityDefinition("Bearer", new OpenApiSecurityScheme
             {
                 Type = SecuritySchemeType.Http,
                 Scheme = "bearer",
-                Description = "Your client key, sent as Authorization: Bearer <key>.",
+                Description = "Your client key, sent as `Authorization: Bearer <key>`.",
             });
             options.AddSecurityDefinition("ApiKey", new OpenApiSecurityScheme
             {
                 Type = SecuritySchemeType.ApiKey,
                 In = ParameterLocation.Header,
                 Name = "X-Api-Key",
-                Description = "Your client key, sent as X-Api-Key: <key>.",
+                Description = "Your client key, sent as `X-Api-Key: <key>`.",
             });
             options.AddSecurityRequirement(document => new OpenApiSecurityRequirement
             {

@@ -25,6 +25,7 @@ internal static partial class FalProxyEndpoints
         FalProxyInvoker invoker,
         GenerationService generations,
         ProxySubmitValidator validator,
+        ClientLimiter limiter,
         IOptions<FalOptions> falOptions,
         IOptions<FalProxyOptions> proxyOptions,
         ILoggerFactory loggerFactory)
@@ -44,6 +45,7 @@ internal static partial class FalProxyEndpoints
         }
 
         ImageRequest? submitted = null;
+        LimitLease? lease = null;
         if (target.IsSubmit)
         {
             var (request, errors) = await validator.ReadAsync(context, target.EndpointId == fal.EditModel, cancellationToken);
@@ -60,6 +62,18 @@ internal static partial class FalProxyEndpoints
             context.Request.ContentLength = body.Length;
             context.Request.ContentType = "application/json";
             submitted = request;
+
+            // The same per-client limits as /v1 submits, checked before anything reaches fal.
+            var decision = await limiter.TryAcquireAsync(client, request.NumImages ?? 1);
+            decision.WriteHeaders(context.Response.Headers);
+            if (decision.Lease is null)
+            {
+                context.Response.Headers.RetryAfter = decision.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                await WriteFalJsonAsync(context, StatusCodes.Status429TooManyRequests, new JsonObject { ["detail"] = decision.RefusalDetail() });
+                return;
+            }
+
+            lease = decision.Lease;
         }
         else if (target.RequestId is { } requestId)
         {
@@ -93,6 +107,19 @@ internal static partial class FalProxyEndpoints
         if (error != ForwarderError.None)
         {
             LogForwardFailed(logger, target.Operation, error, context.GetForwarderErrorFeature()?.Exception?.GetType().Name);
+        }
+
+        if (lease is not null)
+        {
+            if (transformer.RecordedId is { } id)
+            {
+                await lease.CommitAsync(id);
+            }
+            else if (transformer.FalAnswered || error == ForwarderError.Request)
+            {
+                await lease.ReleaseAsync(); // fal refused it, or it never left: nothing is billed
+            }
+            // Otherwise fal may have taken the job without answering: its units stay spent.
         }
     }
 

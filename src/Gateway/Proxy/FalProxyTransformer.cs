@@ -72,6 +72,7 @@ internal sealed partial class FalProxyTransformer(
         httpContext.Response.Headers.Remove(HeaderNames.ContentLength);
         httpContext.Response.Headers.Remove(HeaderNames.ContentEncoding);
 
+        FalAnswered = proxyResponse is not null;
         if (target.Operation == FalProxyOperation.Submit && submitted is not null && proxyResponse is { IsSuccessStatusCode: true })
         {
             // fal's answer is small; buffer it to learn the request id, then let it flow to the caller unchanged.
@@ -86,11 +87,18 @@ internal sealed partial class FalProxyTransformer(
             {
                 // Not cancellable: the job exists at fal now, and its owner must be recorded even if the caller left.
                 await generations.RecordSubmittedAsync(client, target.EndpointId!, answer, submitted);
+                RecordedId = answer.RequestId;
             }
         }
 
         return copyBody;
     }
+
+    /// <summary>The request id of a submit fal accepted and the gateway recorded, once the response has been read.</summary>
+    public string? RecordedId { get; private set; }
+
+    /// <summary>Whether fal answered at all (a refusal gives the client's limit units back; silence keeps them).</summary>
+    public bool FalAnswered { get; private set; }
 
     private static FalSubmitResponse? TryRead(byte[] body)
     {

@@ -100,6 +100,7 @@ public sealed class GatewayHarness : IAsyncDisposable
             ["Clients:alpha:KeySha256"] = Sha256(AlphaKey),
             ["Clients:beta:KeySha256"] = Sha256(BetaKey),
             ["Gateway:PublicBaseUrl"] = _publicBaseUrl ?? "",
+            ["Gateway:ShutdownDrainDelay"] = "00:00:00", // the draining test sets its own
             ["Serilog:MinimumLevel:Default"] = "Debug",
             ["Serilog:ConsoleMinimumLevel"] = "Fatal",
             // Tests share one Redis and run in parallel: limits stay out of the way unless a test sets them.
