@@ -59,6 +59,12 @@ internal sealed partial class GenerationReconciler(
 
         try
         {
+            // The due list may be stale: another replica may have looked and rescheduled it since.
+            if (await store.GetPendingDueAsync(id) is not { } due || due > time.GetUtcNow())
+            {
+                return;
+            }
+
             var record = await store.GetAsync(id, cancellationToken);
             if (record is null || record.IsTerminal)
             {

@@ -33,4 +33,7 @@ internal interface IGenerationStore
     Task<IReadOnlyList<string>> GetDuePendingAsync(DateTimeOffset now, int max);
 
     Task<long> CountPendingAsync();
+
+    /// <summary>When the generation is next due a look, or null when it is not scheduled.</summary>
+    Task<DateTimeOffset?> GetPendingDueAsync(string id);
 }

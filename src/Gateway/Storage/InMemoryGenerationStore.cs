@@ -93,6 +93,9 @@ internal sealed class InMemoryGenerationStore(IOptions<GatewayOptions> options, 
 
     public Task<long> CountPendingAsync() => Task.FromResult((long)_pending.Count);
 
+    public Task<DateTimeOffset?> GetPendingDueAsync(string id) =>
+        Task.FromResult(_pending.TryGetValue(id, out var due) ? due : (DateTimeOffset?)null);
+
     public Task<IReadOnlyList<string>> GetDuePendingAsync(DateTimeOffset now, int max) =>
         Task.FromResult<IReadOnlyList<string>>(_pending.Where(p => p.Value <= now).OrderBy(p => p.Value).Take(max).Select(p => p.Key).ToList());
 

@@ -106,6 +106,9 @@ internal sealed class RedisGenerationStore(IConnectionMultiplexer redis, IOption
 
     public Task<long> CountPendingAsync() => Db.SortedSetLengthAsync(RedisKeys.Pending);
 
+    public async Task<DateTimeOffset?> GetPendingDueAsync(string id) =>
+        await Db.SortedSetScoreAsync(RedisKeys.Pending, id) is { } score ? DateTimeOffset.FromUnixTimeMilliseconds((long)score) : null;
+
     public async Task<bool> IsHealthyAsync(CancellationToken cancellationToken)
     {
         try
