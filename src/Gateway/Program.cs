@@ -34,7 +34,7 @@ app.MapFiles();
 app.MapFalProxy();
 app.MapUsage();
 
-app.Run();
+return app.RunGateway();
 
 /// <summary>The entry point, visible to the tests' WebApplicationFactory.</summary>
 public partial class Program;
