@@ -25,19 +25,13 @@ internal static class QueueEndpoints
     private static async Task<IResult> Submit(HttpContext context, string endpoint, EmulatorServices s)
     {
         s.State.CountSubmit();
-        if (s.Auth.Check(context) is { } unauthorized)
-        {
-            return unauthorized;
-        }
-
         endpoint = endpoint.Trim('/');
-        if (!InputValidator.IsKnownEndpoint(endpoint))
+        var (refusal, body, directives) = await AcceptCallAsync(context, endpoint, s);
+        if (refusal is not null)
         {
-            return FalErrors.Detail(context, StatusCodes.Status404NotFound, $"Application '{endpoint}' not found");
+            return refusal;
         }
 
-        var body = await ReadJson(context);
-        var directives = PromptDirectives.Parse(InputValidator.PromptOf(body));
         var fault = s.Faults.Take(FalOperation.Submit, null, directives);
         var dropAfterAccept = fault == FaultKinds.Drop;
         if (!dropAfterAccept && await s.Faults.Apply(context, fault, null) is { } faulted)
@@ -188,19 +182,13 @@ internal static class QueueEndpoints
     private static async Task<IResult> Run(HttpContext context, string endpoint, EmulatorServices s)
     {
         s.State.CountRun();
-        if (s.Auth.Check(context) is { } unauthorized)
-        {
-            return unauthorized;
-        }
-
         endpoint = endpoint.Trim('/');
-        if (!InputValidator.IsKnownEndpoint(endpoint))
+        var (refusal, body, directives) = await AcceptCallAsync(context, endpoint, s);
+        if (refusal is not null)
         {
-            return FalErrors.Detail(context, StatusCodes.Status404NotFound, $"Application '{endpoint}' not found");
+            return refusal;
         }
 
-        var body = await ReadJson(context);
-        var directives = PromptDirectives.Parse(InputValidator.PromptOf(body));
         if (await s.Faults.Apply(context, s.Faults.Take(FalOperation.Run, null, directives), null) is { } faulted)
         {
             return faulted;
@@ -285,6 +273,24 @@ internal static class QueueEndpoints
 
     private static bool WantsLogs(HttpContext context) =>
         context.Request.Query["logs"].ToString() is "1" or "true" or "True";
+
+    /// <summary>What a submit and a run check first, as fal does: the key, then a known app; then the body and its prompt directives.</summary>
+    private static async Task<(IResult? Refusal, JsonElement? Body, PromptDirectives Directives)> AcceptCallAsync(
+        HttpContext context, string endpoint, EmulatorServices s)
+    {
+        if (s.Auth.Check(context) is { } unauthorized)
+        {
+            return (unauthorized, null, PromptDirectives.Parse(null));
+        }
+
+        if (!InputValidator.IsKnownEndpoint(endpoint))
+        {
+            return (FalErrors.Detail(context, StatusCodes.Status404NotFound, $"Application '{endpoint}' not found"), null, PromptDirectives.Parse(null));
+        }
+
+        var body = await ReadJson(context);
+        return (null, body, PromptDirectives.Parse(InputValidator.PromptOf(body)));
+    }
 
     private static async Task<JsonElement?> ReadJson(HttpContext context)
     {

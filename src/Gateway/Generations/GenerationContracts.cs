@@ -49,7 +49,7 @@ public abstract class ImageRequest : IValidatableObject
 
     public virtual IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
-        var options = (validationContext.GetService(typeof(IOptions<GatewayOptions>)) as IOptions<GatewayOptions>)?.Value ?? new GatewayOptions();
+        var options = OptionsFrom(validationContext);
         if (Prompt is { Length: > 0 } prompt && prompt.Length > options.MaxPromptLength)
         {
             yield return new ValidationResult(
@@ -63,6 +63,10 @@ public abstract class ImageRequest : IValidatableObject
     }
 
     internal abstract FalImageInput ToFalInput();
+
+    /// <summary>The gateway's limits (prompt length, data-URI size…), or the defaults outside a request.</summary>
+    protected static GatewayOptions OptionsFrom(ValidationContext validationContext) =>
+        (validationContext.GetService(typeof(IOptions<GatewayOptions>)) as IOptions<GatewayOptions>)?.Value ?? new GatewayOptions();
 }
 
 /// <summary>A text-to-image job for <c>microsoft/mai-image-2.5</c>.</summary>
@@ -102,7 +106,7 @@ public sealed class EditRequest : ImageRequest
             yield return result;
         }
 
-        var options = (validationContext.GetService(typeof(IOptions<GatewayOptions>)) as IOptions<GatewayOptions>)?.Value ?? new GatewayOptions();
+        var options = OptionsFrom(validationContext);
         var urls = ImageUrls ?? [];
         if (urls.Count > options.MaxImageUrls)
         {

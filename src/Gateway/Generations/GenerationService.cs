@@ -147,7 +147,7 @@ internal sealed partial class GenerationService(
         using var registration = stopping.Register(() => stopped.TrySetResult());
         while (true)
         {
-            var snapshot = await ObserveAsync(await store.GetAsync(record.Id, cancellationToken) ?? record, logs: false, cancellationToken);
+            var snapshot = await ObserveAsync(await ReloadAsync(record, cancellationToken), logs: false, cancellationToken);
             var remaining = deadline - time.GetUtcNow();
             if (snapshot.Record.IsTerminal || remaining <= TimeSpan.Zero || stopping.IsCancellationRequested)
             {
