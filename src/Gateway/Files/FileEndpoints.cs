@@ -1,5 +1,6 @@
 using Gateway.Hosting;
 using Gateway.Upstream;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
@@ -9,7 +10,13 @@ namespace Gateway.Files;
 
 internal static class FileEndpoints
 {
-    private const string Field = "file";
+    private const string Field = FileUploadReader.FieldName;
+
+    // RFC 2046's limit, which ASP.NET Core's own form reading enforces too.
+    private const int MaxBoundaryLength = 70;
+
+    // Room for the form around the file: boundary lines, part headers, a few small fields.
+    private const long EnvelopeBytes = 64 * 1024;
 
     public static RouteGroupBuilder MapFiles(this IEndpointRouteBuilder app)
     {
@@ -18,7 +25,8 @@ internal static class FileEndpoints
             .WithName(nameof(UploadFile))
             .WithSummary("Upload an input image to fal storage, for an edit's image_urls")
             .WithDescription("multipart/form-data with one part named 'file': a PNG, JPEG, WebP or GIF image (the type is read "
-                + "from its bytes). It streams to fal's storage; the answer's url goes into image_urls.")
+                + "from its bytes). The whole body is read (up to its closing boundary) before the file goes to fal's storage; the answer's url "
+                + "goes into image_urls.")
             .Accepts<FileUploadForm>("multipart/form-data")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
@@ -30,60 +38,66 @@ internal static class FileEndpoints
     public static async Task<Results<Created<FileResponse>, ValidationProblem, ProblemHttpResult>> UploadFile(
         HttpRequest request, FalQueueClient fal, IOptions<GatewayOptions> options, CancellationToken cancellationToken)
     {
+        var maxBytes = options.Value.MaxUploadBytes;
         if (!MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType)
-            || !mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
-            || HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value is not { Length: > 0 } boundary)
+            || !mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
         {
             return FileProblem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "unsupported-media-type",
                 "Send the image as multipart/form-data with a part named 'file'.");
         }
 
-        var reader = new MultipartReader(boundary, request.Body);
-        while (await reader.ReadNextSectionAsync(cancellationToken) is { } section)
+        if (HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value is not { Length: > 0 and <= MaxBoundaryLength } boundary)
         {
-            if (ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
-                && HeaderUtilities.RemoveQuotes(disposition.Name).Value == Field)
-            {
-                return await UploadAsync(section.Body, disposition, fal, options.Value.MaxUploadBytes, cancellationToken);
-            }
+            return Malformed($"The Content-Type needs a boundary parameter of 1 to {MaxBoundaryLength} characters (RFC 2046).");
         }
 
-        return TypedResults.ValidationProblem(
-            new Dictionary<string, string[]> { [Field] = ["A multipart part named 'file' holding the image is required."] },
-            detail: "No file was sent.");
-    }
-
-    private static async Task<Results<Created<FileResponse>, ValidationProblem, ProblemHttpResult>> UploadAsync(
-        Stream body, ContentDispositionHeaderValue disposition, FalQueueClient fal, long maxBytes, CancellationToken cancellationToken)
-    {
-        var head = new byte[ImageSniffer.HeaderLength];
-        var headLength = await body.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken);
-        if (headLength == 0)
-        {
-            return TypedResults.ValidationProblem(
-                new Dictionary<string, string[]> { [Field] = ["The file is empty."] }, detail: "The file is empty.");
-        }
-
-        if (ImageSniffer.Detect(head.AsSpan(0, headLength)) is not var (contentType, extension))
-        {
-            return FileProblem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "unsupported-media-type",
-                "The file must be a PNG, JPEG, WebP or GIF image; its bytes are none of these.");
-        }
-
-        var fileName = SafeFileName(disposition, extension);
-        var target = await fal.InitiateUploadAsync(contentType, fileName, cancellationToken);
-        var upload = new UploadStream(head[..headLength], body, maxBytes);
-        try
-        {
-            await fal.PutUploadAsync(target.UploadUrl!, upload, contentType, cancellationToken);
-        }
-        catch (FalUpstreamException) when (upload.Exceeded)
+        var maxBody = maxBytes + EnvelopeBytes;
+        if (request.ContentLength > maxBody)
         {
             return TooLarge(maxBytes);
         }
 
-        return TypedResults.Created(target.FileUrl, new FileResponse(target.FileUrl!, contentType, fileName, upload.BytesRead));
+        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = maxBody; // a chunked body too is cut off here, whatever Gateway__MaxRequestBodyBytes says
+        }
+
+        await using var upload = new FileUploadReader(request.Body, boundary, maxBytes);
+        if (await upload.ReadAsync(cancellationToken) is { } refusal)
+        {
+            return Refused(refusal, boundary, maxBytes);
+        }
+
+        // Only now, with the whole upload read and known to be an image, does fal hear of it.
+        var (contentType, extension) = upload.Type;
+        var fileName = SafeFileName(upload.Disposition!, extension);
+        var size = upload.Length;
+        var target = await fal.InitiateUploadAsync(contentType, fileName, cancellationToken);
+        await fal.PutUploadAsync(target.UploadUrl!, upload.Content, contentType, cancellationToken);
+        return TypedResults.Created(target.FileUrl, new FileResponse(target.FileUrl!, contentType, fileName, size));
     }
+
+    private static Results<Created<FileResponse>, ValidationProblem, ProblemHttpResult> Refused(UploadRefusal refusal, string boundary, long maxBytes) =>
+        refusal switch
+        {
+            UploadRefusal.Malformed => Malformed($"The multipart body is malformed: each part needs a --{boundary} line, headers (at most "
+                + $"{MultipartReader.DefaultHeadersCountLimit} lines, {MultipartReader.DefaultHeadersLengthLimit} bytes), a blank line, then its content."),
+            UploadRefusal.Incomplete => Malformed($"The multipart body ended before its closing boundary (--{boundary}--): the upload is incomplete."),
+            UploadRefusal.NoFilePart => Invalid("A multipart part named 'file' holding the image is required.", "No file was sent."),
+            UploadRefusal.SeveralFileParts => Invalid("Send exactly one multipart part named 'file'.", "More than one file was sent."),
+            UploadRefusal.Empty => Invalid("The file is empty.", "The file is empty."),
+            UploadRefusal.NotAnImage => FileProblem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "unsupported-media-type",
+                "The file must be a PNG, JPEG, WebP or GIF image; its bytes are none of these."),
+            UploadRefusal.TooLarge => TooLarge(maxBytes),
+            _ => throw new ArgumentOutOfRangeException(nameof(refusal), refusal, null),
+        };
+
+    private static ValidationProblem Invalid(string message, string detail) =>
+        TypedResults.ValidationProblem(new Dictionary<string, string[]> { [Field] = [message] }, detail: detail);
+
+    private static ValidationProblem Malformed(string detail) =>
+        TypedResults.ValidationProblem(new Dictionary<string, string[]> { [Field] = [detail] }, detail: detail,
+            title: "Malformed multipart body", type: ProblemTypes.For("malformed-multipart"));
 
     private static ProblemHttpResult TooLarge(long maxBytes) =>
         FileProblem(StatusCodes.Status413PayloadTooLarge, "File too large", "body-too-large",

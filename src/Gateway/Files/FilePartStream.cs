@@ -1,16 +1,18 @@
 namespace Gateway.Files;
 
 /// <summary>
-/// The upload as it streams to fal: the bytes already read to sniff the type, then the rest of the part,
-/// counted; past the cap it fails the read (and so the PUT), and says so in <see cref="Exceeded"/>.
+/// The file part as the multipart reader yields it, counted against the cap: past it the read fails and
+/// <see cref="Exceeded"/> says so. A read that fails because the body did (it ended early, broke the multipart
+/// format, or went over Kestrel's limit) is kept in <see cref="ReadFailure"/>, so that the client's fault can be
+/// told apart from a failure of the buffer this stream is copied into.
 /// </summary>
-internal sealed class UploadStream(byte[] head, Stream rest, long maxBytes) : Stream
+internal sealed class FilePartStream(Stream part, long maxBytes) : Stream
 {
-    private int _headOffset;
-
     public long BytesRead { get; private set; }
 
     public bool Exceeded { get; private set; }
+
+    public Exception? ReadFailure { get; private set; }
 
     public override bool CanRead => true;
 
@@ -29,15 +31,14 @@ internal sealed class UploadStream(byte[] head, Stream rest, long maxBytes) : St
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         int read;
-        if (_headOffset < head.Length)
+        try
         {
-            read = Math.Min(buffer.Length, head.Length - _headOffset);
-            head.AsMemory(_headOffset, read).CopyTo(buffer);
-            _headOffset += read;
+            read = await part.ReadAsync(buffer, cancellationToken);
         }
-        else
+        catch (Exception e) when (e is IOException or InvalidDataException)
         {
-            read = await rest.ReadAsync(buffer, cancellationToken);
+            ReadFailure = e;
+            throw;
         }
 
         BytesRead += read;
