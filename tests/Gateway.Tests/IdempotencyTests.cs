@@ -131,7 +131,7 @@ public sealed class IdempotencyTests(RedisServer redis)
     }
 
     [Fact]
-    public async Task InvalidKey_Is400()
+    public async Task InvalidKey_Is400NamingTheHeader()
     {
         await using var harness = await GatewayHarness.StartAsync(redis);
         using var request = Post("x", """{"prompt":"p"}""");
@@ -141,6 +141,7 @@ public sealed class IdempotencyTests(RedisServer redis)
         var problem = await response.JsonAsync();
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("urn:mai-image-gateway:problem:idempotency-key-invalid", problem["type"]!.GetValue<string>());
+        Assert.Equal("Idempotency-Key", problem.Field());
         Assert.Equal(0, harness.Fal.SubmitCount);
     }
 

@@ -45,7 +45,8 @@ internal sealed partial class IdempotencyMiddleware(RequestDelegate next)
         if (ParseKey(header.ToString()) is not { } key)
         {
             await WriteProblemAsync(context, problems, StatusCodes.Status400BadRequest, "idempotency-key-invalid", "The Idempotency-Key is not valid",
-                $"Idempotency-Key must be 1 to {MaxKeyLength} printable characters, optionally as a quoted string; send one key per request.");
+                $"Idempotency-Key must be 1 to {MaxKeyLength} printable characters, optionally as a quoted string; send one key per request.",
+                field: "Idempotency-Key");
             return;
         }
 
@@ -156,14 +157,18 @@ internal sealed partial class IdempotencyMiddleware(RequestDelegate next)
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
-    private static Task WriteProblemAsync(HttpContext context, IProblemDetailsService problems, int status, string slug, string title, string detail)
+    private static Task WriteProblemAsync(
+        HttpContext context, IProblemDetailsService problems, int status, string slug, string title, string detail, string? field = null)
     {
         context.Response.StatusCode = status;
-        return problems.WriteAsync(new ProblemDetailsContext
+        var problem = new ProblemDetails { Type = ProblemTypes.For(slug), Title = title, Status = status, Detail = detail };
+        if (field is not null)
         {
-            HttpContext = context,
-            ProblemDetails = new ProblemDetails { Type = ProblemTypes.For(slug), Title = title, Status = status, Detail = detail },
-        }).AsTask();
+            // A refused header is a refused field: name it as validation problems do.
+            problem.Extensions["errors"] = new Dictionary<string, string[]> { [field] = [detail] };
+        }
+
+        return problems.WriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem }).AsTask();
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Replayed the first answer ({Status}) to a repeated Idempotency-Key of {Client}")]
