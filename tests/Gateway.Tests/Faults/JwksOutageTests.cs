@@ -147,14 +147,18 @@ public sealed class JwksOutageTests(RedisServer redis) : IAsyncLifetime
     }
 
     /// <summary>A gateway whose JWKS is the test's, and whose own polling stays out of the way.</summary>
-    private Task<GatewayHarness> StartAsync(TimeProvider? time = null) =>
-        GatewayHarness.StartAsync(redis, e => e.RunTime = TimeSpan.FromSeconds(30), settings: new Dictionary<string, string?>
+    private async Task<GatewayHarness> StartAsync(TimeProvider? time = null)
+    {
+        var harness = await GatewayHarness.StartAsync(redis, e => e.RunTime = TimeSpan.FromSeconds(30), settings: new Dictionary<string, string?>
         {
             ["Fal:JwksUrl"] = _jwks.Url,
             ["Webhooks:JwksRefetchInterval"] = "00:01:00",
             ["Gateway:ReconcileMinDelay"] = "00:05:00",
             ["Gateway:ReconcileMaxDelay"] = "00:10:00",
         }, services: time is null ? null : FakeTime.Use(time));
+        await WebhookBodyLimitTests.WarmUpAsync(harness);
+        return harness;
+    }
 
     private static async Task<(HttpResponseMessage Response, TimeSpan Elapsed)> DeliverAsync(
         GatewayHarness harness, string id, Key key, DateTimeOffset at, HttpClient? client = null)
