@@ -112,6 +112,18 @@ public sealed class WebhookBodyLimitTests(RedisServer redis) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SignedBodyThatIsJsonButNotAnObject_Is400()
+    {
+        await using var harness = await StartAsync();
+        var id = await harness.Client().SubmitAsync(new { prompt = "odd body" });
+        var body = Encoding.UTF8.GetBytes("[1,2,3]");
+
+        var (response, _) = await PostAsync(harness, TestJwksServer.Sign(_key, id, body, DateTimeOffset.UtcNow), Json(body), TestContext.Current.CancellationToken);
+
+        await AssertProblemAsync(response, HttpStatusCode.BadRequest, "webhook-malformedbody", elapsed: null);
+    }
+
+    [Fact]
     public async Task LargeSignedDelivery_BufferedOutsideMemory_CompletesTheGeneration()
     {
         await using var harness = await StartAsync();
