@@ -7,58 +7,113 @@ namespace Gateway.Webhooks;
 
 /// <summary>
 /// fal's webhook public keys (a JWKS of Ed25519 keys), cached for at most <c>Webhooks:JwksCacheTtl</c>.
-/// A signature no cached key verifies may mean fal rotated its keys: then the set is fetched again,
-/// but no more than once per <c>Webhooks:JwksRefetchInterval</c>, so forged requests cannot hammer fal.
+/// A signature no cached key verifies may mean fal rotated its keys: then the set is fetched again.
+/// Every attempt, failed or not, is remembered: there is at most one per <c>Webhooks:JwksRefetchInterval</c>,
+/// so neither forged requests nor an outage at fal make the gateway hammer the JWKS URL. Concurrent callers
+/// share the attempt in flight and wait for it no longer than <c>Webhooks:JwksWait</c>.
 /// </summary>
 internal sealed partial class JwksCache(
-    IHttpClientFactory clients, IOptions<FalOptions> fal, IOptions<WebhookOptions> options, TimeProvider time, ILogger<JwksCache> logger) : IDisposable
+    IHttpClientFactory clients, IOptions<FalOptions> fal, IOptions<WebhookOptions> options, TimeProvider time, ILogger<JwksCache> logger)
 {
     public const string ClientName = "fal-jwks";
 
-    private readonly SemaphoreSlim _gate = new(1, 1);
+    /// <summary>Keys are used past their TTL while refetches fail, but never once they are a day old (fal: cache ≤ 24 h).</summary>
+    private static readonly TimeSpan MaxKeyAge = TimeSpan.FromDays(1);
+
+    private readonly Lock _lock = new();
     private IReadOnlyList<PublicKey> _keys = [];
     private DateTimeOffset _fetchedAt = DateTimeOffset.MinValue;
+    private DateTimeOffset _attemptedAt = DateTimeOffset.MinValue;
+    private Task? _attempt;
 
-    /// <summary>The current keys; <paramref name="refresh"/> asks for a refetch (rate-limited).</summary>
+    /// <summary>
+    /// The keys that may verify a signature now; empty when none can be had (the JWKS URL is failing and
+    /// nothing usable is cached). <paramref name="refresh"/> asks for a refetch, granted once per interval.
+    /// </summary>
     public async Task<IReadOnlyList<PublicKey>> GetKeysAsync(bool refresh, CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
-        var stale = now - _fetchedAt >= options.Value.JwksCacheTtl;
-        var refetchAllowed = now - _fetchedAt >= options.Value.JwksRefetchInterval;
-        if (!stale && !(refresh && refetchAllowed))
+        Task? attempt;
+        lock (_lock)
         {
-            return _keys;
-        }
-
-        await _gate.WaitAsync(cancellationToken);
-        try
-        {
-            if (time.GetUtcNow() - _fetchedAt < options.Value.JwksRefetchInterval && _keys.Count > 0)
+            var now = time.GetUtcNow();
+            if (!refresh && now - _fetchedAt < options.Value.JwksCacheTtl)
             {
-                return _keys; // another caller just fetched
+                return _keys;
             }
 
-            _keys = await FetchAsync(cancellationToken);
-            _fetchedAt = time.GetUtcNow();
-            return _keys;
+            attempt = _attempt;
+            if (attempt is null && now - _attemptedAt >= options.Value.JwksRefetchInterval)
+            {
+                _attemptedAt = now;
+                // Not the caller's token: the attempt is shared, and its outcome serves later callers too.
+                attempt = _attempt = Task.Run(AttemptAsync, CancellationToken.None);
+            }
         }
-        catch (Exception e) when (e is HttpRequestException or JsonException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+
+        if (attempt is not null)
         {
-            LogFetchFailed(logger, e);
-            return stale && now - _fetchedAt >= TimeSpan.FromDays(1) ? [] : _keys;
+            try
+            {
+                await attempt.WaitAsync(options.Value.JwksWait, time, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                // The attempt goes on in the background; this caller answers with what is usable now.
+            }
         }
-        finally
+
+        lock (_lock)
         {
-            _gate.Release();
+            return time.GetUtcNow() - _fetchedAt < MaxKeyAge ? _keys : [];
         }
     }
 
-    private async Task<IReadOnlyList<PublicKey>> FetchAsync(CancellationToken cancellationToken)
+    /// <summary>How long until the keys may next be fetched: the Retry-After of a webhook that found none.</summary>
+    public TimeSpan NextAttemptIn
     {
-        using var response = await clients.CreateClient(ClientName).GetAsync(fal.Value.JwksUrl, cancellationToken);
+        get
+        {
+            lock (_lock)
+            {
+                var wait = _attemptedAt + options.Value.JwksRefetchInterval - time.GetUtcNow();
+                return wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
+            }
+        }
+    }
+
+    private async Task AttemptAsync()
+    {
+        try
+        {
+            var keys = await FetchAsync();
+            lock (_lock)
+            {
+                _keys = keys;
+                _fetchedAt = time.GetUtcNow();
+            }
+        }
+        catch (Exception e)
+        {
+            // Whatever went wrong (an error status, a timeout, a document not shaped like a JWKS), the attempt
+            // is over and remembered: the webhooks that wanted it answer 503 and fal delivers them again.
+            LogFetchFailed(logger, e);
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _attempt = null;
+            }
+        }
+    }
+
+    /// <summary>One GET, bounded by the client's <c>Webhooks:JwksFetchTimeout</c>; no retries (the next webhook, a minute on, is the retry).</summary>
+    private async Task<IReadOnlyList<PublicKey>> FetchAsync()
+    {
+        using var response = await clients.CreateClient(ClientName).GetAsync(fal.Value.JwksUrl);
         response.EnsureSuccessStatusCode();
-        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-        using var document = await JsonDocument.ParseAsync(stream, cancellationToken: cancellationToken);
+        await using var stream = await response.Content.ReadAsStreamAsync();
+        using var document = await JsonDocument.ParseAsync(stream);
         var keys = new List<PublicKey>();
         foreach (var key in document.RootElement.GetProperty("keys").EnumerateArray())
         {
@@ -75,8 +130,6 @@ internal sealed partial class JwksCache(
         return keys;
     }
 
-    public void Dispose() => _gate.Dispose();
-
     private static byte[] Base64UrlDecode(string value)
     {
         try
@@ -92,6 +145,6 @@ internal sealed partial class JwksCache(
     [LoggerMessage(Level = LogLevel.Information, Message = "Fetched {KeyCount} webhook signing keys from fal")]
     private static partial void LogFetched(ILogger logger, int keyCount);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Fetching fal's webhook keys failed")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Fetching fal's webhook keys failed; the next attempt is a refetch interval away")]
     private static partial void LogFetchFailed(ILogger logger, Exception exception);
 }

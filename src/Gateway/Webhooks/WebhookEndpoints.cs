@@ -1,11 +1,10 @@
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Gateway.Generations;
 using Gateway.Hosting;
 using Gateway.Storage;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.Extensions.Options;
 
 namespace Gateway.Webhooks;
 
@@ -19,78 +18,132 @@ internal static partial class WebhookEndpoints
             .WithSummary("fal's completion webhook (Ed25519-signed; idempotent)")
             .WithDescription("Called by fal, not by clients: the body is verified against fal's signature headers.")
             .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status401Unauthorized);
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return group;
     }
 
     public static async Task<Results<Ok<WebhookAck>, ProblemHttpResult>> ReceiveFalWebhook(
         HttpContext httpContext,
         FalWebhookVerifier verifier,
+        WebhookBodyReader bodies,
         IGenerationStore store,
         GenerationService service,
         GatewayMetrics metrics,
-        IOptions<WebhookOptions> options,
         ILogger<WebhookAck> logger)
     {
-        if (httpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
-        {
-            limit.MaxRequestBodySize = options.Value.MaxBodyBytes; // sync_mode payloads carry whole images
-        }
-
         var cancellationToken = httpContext.RequestAborted;
-        using var buffer = new MemoryStream();
-        await httpContext.Request.Body.CopyToAsync(buffer, cancellationToken);
-        var body = buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
-
-        var rejection = await verifier.VerifyAsync(httpContext.Request.Headers, body, cancellationToken);
-        if (rejection != WebhookRejection.None)
+        var (delivery, refusal) = await ReadVerifiedAsync(httpContext, verifier, bodies, cancellationToken);
+        if (refusal is not null)
         {
-            return Reject(metrics, logger, rejection, StatusCodes.Status401Unauthorized, "The webhook's signature headers do not verify.");
+            return Reject(httpContext, metrics, logger, refusal);
         }
 
-        string? requestId, status, error, payloadError;
-        ReadOnlyMemory<byte>? payload;
-        try
+        if (delivery!.RequestId is not { } requestId || requestId != delivery.SignedRequestId)
         {
-            using var document = JsonDocument.Parse(body);
-            var root = document.RootElement;
-            requestId = Text(root, "request_id");
-            status = Text(root, "status");
-            error = Text(root, "error");
-            payloadError = Text(root, "payload_error");
-            payload = root.TryGetProperty("payload", out var p) && p.ValueKind == JsonValueKind.Object
-                ? (ReadOnlyMemory<byte>?)JsonMarshal.GetRawUtf8Value(p).ToArray()
-                : null; // typed: a null byte[] would convert to an empty, non-null memory
-        }
-        catch (JsonException)
-        {
-            return Reject(metrics, logger, WebhookRejection.MalformedBody, StatusCodes.Status400BadRequest, "The webhook body is not JSON.");
-        }
-
-        if (requestId is null || requestId != httpContext.Request.Headers[FalWebhookVerifier.RequestIdHeader].ToString())
-        {
-            return Reject(metrics, logger, WebhookRejection.RequestIdMismatch, StatusCodes.Status400BadRequest,
-                "The body's request_id is not the signed request id.");
+            return Reject(httpContext, metrics, logger, new(WebhookRejection.RequestIdMismatch, StatusCodes.Status400BadRequest,
+                "The body's request_id is not the signed request id."));
         }
 
         if (await store.GetAsync(requestId, cancellationToken) is not { } record)
         {
-            return Reject(metrics, logger, WebhookRejection.UnknownGeneration, StatusCodes.Status400BadRequest,
-                $"No generation '{requestId}' is known to this gateway.");
+            return Reject(httpContext, metrics, logger, new(WebhookRejection.UnknownGeneration, StatusCodes.Status400BadRequest,
+                $"No generation '{requestId}' is known to this gateway."));
         }
 
         var duplicate = record.IsTerminal;
-        var ended = await service.CompleteFromWebhookAsync(record, status, payload, error, payloadError, cancellationToken);
+        var ended = await service.CompleteFromWebhookAsync(record, delivery.Status, delivery.Payload, delivery.Error, delivery.PayloadError, cancellationToken);
         metrics.WebhookAccepted(duplicate);
-        LogAccepted(logger, requestId, status, duplicate);
+        LogAccepted(logger, requestId, delivery.Status, duplicate);
         return TypedResults.Ok(new WebhookAck(ended.Id, ended.Status));
     }
 
-    private static ProblemHttpResult Reject(GatewayMetrics metrics, ILogger logger, WebhookRejection reason, int status, string detail)
+    /// <summary>
+    /// Everything that needs no body is checked first (headers, declared length, fal's keys), so a request
+    /// that cannot be genuine, or cannot be verified now, is answered before any of its body is read.
+    /// </summary>
+    private static async Task<(FalWebhookDelivery? Delivery, Refusal? Refusal)> ReadVerifiedAsync(
+        HttpContext httpContext, FalWebhookVerifier verifier, WebhookBodyReader bodies, CancellationToken cancellationToken)
     {
-        metrics.WebhookRejected(reason.ToString());
-        LogRejected(logger, reason);
-        return TypedResults.Problem(detail, statusCode: status, title: "Webhook refused", type: ProblemTypes.For("webhook-" + reason.ToString().ToLowerInvariant()));
+        if (verifier.ReadHeaders(httpContext.Request.Headers, out var signature) is var malformed and not WebhookRejection.None)
+        {
+            return (null, new(malformed, StatusCodes.Status401Unauthorized,
+                "The webhook's signature headers are missing or malformed, or its timestamp is not current."));
+        }
+
+        if (httpContext.Request.ContentLength > bodies.MaxBodyBytes)
+        {
+            return (null, TooLarge(bodies));
+        }
+
+        var keys = await verifier.KeysAsync(cancellationToken);
+        if (keys.Count == 0)
+        {
+            return (null, new(WebhookRejection.NoKeys, StatusCodes.Status503ServiceUnavailable,
+                "fal's webhook keys cannot be fetched right now, so the signature cannot be checked; deliver it again later.",
+                verifier.KeysRetryAfter));
+        }
+
+        var (rejection, body) = await bodies.ReadAsync(httpContext, cancellationToken);
+        if (rejection == WebhookRejection.Busy)
+        {
+            return (null, new(rejection, StatusCodes.Status503ServiceUnavailable,
+                "Too many webhook bodies are being read at once; deliver it again shortly.", TimeSpan.FromSeconds(1)));
+        }
+
+        if (rejection == WebhookRejection.BodyTooLarge)
+        {
+            return (null, TooLarge(bodies));
+        }
+
+        await using (body)
+        {
+            var verified = await verifier.VerifyAsync(signature!, keys, body!.Sha256, cancellationToken);
+            return verified == WebhookRejection.None
+                ? await ParseAsync(signature!.RequestId, body.Content, cancellationToken)
+                : (null, new(verified, StatusCodes.Status401Unauthorized, "The webhook's signature does not verify."));
+        }
+    }
+
+    private static async Task<(FalWebhookDelivery? Delivery, Refusal? Refusal)> ParseAsync(string signedRequestId, Stream content, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var document = await JsonDocument.ParseAsync(content, cancellationToken: cancellationToken);
+            var root = document.RootElement;
+            if (root.ValueKind == JsonValueKind.Object)
+            {
+                var payload = root.TryGetProperty("payload", out var p) && p.ValueKind == JsonValueKind.Object
+                    ? (ReadOnlyMemory<byte>?)JsonMarshal.GetRawUtf8Value(p).ToArray()
+                    : null; // typed: a null byte[] would convert to an empty, non-null memory
+                return (new(signedRequestId, Text(root, "request_id"), Text(root, "status"), Text(root, "error"), Text(root, "payload_error"), payload), null);
+            }
+        }
+        catch (JsonException)
+        {
+            // answered below
+        }
+
+        return (null, new(WebhookRejection.MalformedBody, StatusCodes.Status400BadRequest, "The webhook body is not a JSON object."));
+    }
+
+    private static Refusal TooLarge(WebhookBodyReader bodies) => new(WebhookRejection.BodyTooLarge, StatusCodes.Status413PayloadTooLarge,
+        $"The webhook body is larger than the gateway accepts ({bodies.MaxBodyBytes} bytes, Webhooks__MaxBodyBytes).");
+
+    private static ProblemHttpResult Reject(HttpContext httpContext, GatewayMetrics metrics, ILogger logger, Refusal refusal)
+    {
+        metrics.WebhookRejected(refusal.Reason.ToString());
+        LogRejected(logger, refusal.Reason);
+        if (refusal.RetryAfter is { } retryAfter)
+        {
+            // fal redelivers a webhook that was not accepted; the header says when it is worth it.
+            httpContext.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        }
+
+        return TypedResults.Problem(refusal.Detail, statusCode: refusal.Status,
+            title: refusal.Status == StatusCodes.Status503ServiceUnavailable ? "Webhook not processed now" : "Webhook refused",
+            type: ProblemTypes.For("webhook-" + refusal.Reason.ToString().ToLowerInvariant()));
     }
 
     private static string? Text(JsonElement root, string name) =>
@@ -102,6 +155,12 @@ internal static partial class WebhookEndpoints
     [LoggerMessage(Level = LogLevel.Warning, Message = "fal webhook refused: {Reason}")]
     private static partial void LogRejected(ILogger logger, WebhookRejection reason);
 }
+
+/// <summary>A webhook whose signature verified, as far as the gateway reads it.</summary>
+internal sealed record FalWebhookDelivery(string SignedRequestId, string? RequestId, string? Status, string? Error, string? PayloadError, ReadOnlyMemory<byte>? Payload);
+
+/// <summary>Why a webhook is not taken: the counter's reason, the status, the problem's detail and, for a 503, when to come back.</summary>
+internal sealed record Refusal(WebhookRejection Reason, int Status, string Detail, TimeSpan? RetryAfter = null);
 
 /// <summary>What the gateway answers fal: the generation and the status it now has.</summary>
 public sealed record WebhookAck(string Id, string Status);

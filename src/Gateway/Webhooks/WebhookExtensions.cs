@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Options;
+
 namespace Gateway.Webhooks;
 
 internal static class WebhookExtensions
@@ -8,9 +10,14 @@ internal static class WebhookExtensions
             .BindConfiguration(WebhookOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
-        builder.Services.AddHttpClient(JwksCache.ClientName).AddStandardResilienceHandler();
+        // No resilience handler: one short attempt per refetch interval, remembered when it fails, is the retry
+        // policy (JwksCache). Retries queued behind it would hold webhooks and hammer fal during an outage.
+        builder.Services.AddHttpClient(JwksCache.ClientName)
+            .ConfigureHttpClient((services, client) =>
+                client.Timeout = services.GetRequiredService<IOptions<WebhookOptions>>().Value.JwksFetchTimeout);
         builder.Services.AddSingleton<JwksCache>();
         builder.Services.AddSingleton<FalWebhookVerifier>();
+        builder.Services.AddSingleton<WebhookBodyReader>();
         return builder;
     }
 }

@@ -11,12 +11,18 @@ using NSec.Cryptography;
 
 namespace Gateway.Tests.Infrastructure;
 
-/// <summary>A JWKS endpoint on loopback whose Ed25519 keys the test holds, to sign webhook vectors with.</summary>
+/// <summary>
+/// A JWKS endpoint on loopback whose Ed25519 keys the test holds, to sign webhook vectors with. It can also
+/// fail (<see cref="FailWith"/>) or answer nothing (<see cref="Stall"/>), as fal's JWKS URL might.
+/// </summary>
 public sealed class TestJwksServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly List<Key> _published = [];
+    private readonly CancellationTokenSource _stopping = new();
     private int _fetches;
+    private int _failWith;
+    private int _stalled;
 
     private TestJwksServer(WebApplication app) => _app = app;
 
@@ -30,9 +36,21 @@ public sealed class TestJwksServer : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(o => o.Listen(System.Net.IPAddress.Loopback, 0));
         var server = new TestJwksServer(builder.Build());
-        server._app.MapGet("/jwks.json", (HttpContext _) =>
+        server._app.MapGet("/jwks.json", async (HttpContext context) =>
         {
             Interlocked.Increment(ref server._fetches);
+            if (Volatile.Read(ref server._stalled) == 1)
+            {
+                using var either = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, server._stopping.Token);
+                await Task.Delay(Timeout.Infinite, either.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+                return Results.Empty;
+            }
+
+            if (Volatile.Read(ref server._failWith) is var status and not 0)
+            {
+                return Results.StatusCode(status);
+            }
+
             lock (server._published)
             {
                 var keys = server._published.Select(k => new Dictionary<string, string>
@@ -48,6 +66,19 @@ public sealed class TestJwksServer : IAsyncDisposable
         var address = server._app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         server.Url = address + "/jwks.json";
         return server;
+    }
+
+    /// <summary>From now on every GET answers <paramref name="status"/> (still counted in <see cref="Fetches"/>).</summary>
+    public void FailWith(System.Net.HttpStatusCode status) => Volatile.Write(ref _failWith, (int)status);
+
+    /// <summary>From now on every GET is held open without an answer until the caller gives up.</summary>
+    public void Stall() => Volatile.Write(ref _stalled, 1);
+
+    /// <summary>Back to answering with the published keys.</summary>
+    public void Recover()
+    {
+        Volatile.Write(ref _failWith, 0);
+        Volatile.Write(ref _stalled, 0);
     }
 
     public static Key NewKey() => Key.Create(SignatureAlgorithm.Ed25519);
@@ -84,7 +115,9 @@ public sealed class TestJwksServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _stopping.CancelAsync();
         await _app.DisposeAsync();
+        _stopping.Dispose();
         foreach (var key in _published)
         {
             key.Dispose();
