@@ -1,0 +1,85 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Gateway.Tests.Infrastructure;
+using SkiaSharp;
+
+namespace Gateway.Tests.Faults;
+
+/// <summary>
+/// Issue 9, points 6–8: edit inputs that cannot be images, more than one image, and binding looser than the
+/// contract. Each refusal is a 400 problem naming the field on /v1, fal's 422 shape naming the same field on
+/// the proxy, and nothing reaches fal.
+/// </summary>
+public sealed class StrictBindingTests(RedisServer redis)
+{
+    private const string Model = "https://queue.fal.run/microsoft/mai-image-2.5";
+    private const string Edit = "https://queue.fal.run/microsoft/mai-image-2.5/edit";
+    private const string Hosted = "https://a.example/in.png";
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public static TheoryData<string, string, string> RefusedBodies => new()
+    {
+        // 7: fal's edit model takes one image.
+        { "/v1/edits", Body(Hosted, "https://a.example/second.png"), "image_urls" },
+    };
+
+    [Theory]
+    [MemberData(nameof(RefusedBodies))]
+    public async Task RefusedInput_V1Answers400_ProxyAnswers422InFalsShape_BothNamingTheField_AndNothingReachesFal(string route, string body, string field)
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+        var client = harness.Client();
+
+        using var v1 = await client.PostJsonAsync(route, body);
+        var problem = await v1.JsonAsync();
+        using var proxied = await FalProxyTests.ProxyAsync(client, HttpMethod.Post, route == "/v1/edits" ? Edit : Model, body);
+        var fal = await proxied.JsonAsync();
+
+        Assert.Equal(HttpStatusCode.BadRequest, v1.StatusCode);
+        Assert.Equal("application/problem+json", v1.Content.Headers.ContentType!.MediaType);
+        Assert.True(problem["errors"]?[field] is not null, $"expected an error for '{field}', got {problem}");
+        Assert.StartsWith("urn:mai-image-gateway:problem:", problem["type"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, proxied.StatusCode);
+        Assert.Equal("application/json", proxied.Content.Headers.ContentType?.MediaType);
+        Assert.True(FalFields(fal).Contains(field), $"expected fal's detail to name '{field}', got {fal}");
+        Assert.Empty(harness.Fal.Requests);
+    }
+
+    [Fact]
+    public async Task Edit_WithTwoImages_WhenTheGatewayAllowsTwo_IsRefusedByFalsStandIn_As422NamingImageUrls()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis, settings: new Dictionary<string, string?> { ["Gateway:MaxImageUrls"] = "2" });
+
+        using var response = await harness.Client().PostJsonAsync("/v1/edits", Body(Hosted, "https://a.example/second.png"));
+        var problem = await response.JsonAsync();
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        Assert.EndsWith("upstream-rejected", problem["type"]!.GetValue<string>(), StringComparison.Ordinal);
+        var message = problem["errors"]?["image_urls"]?[0]?.GetValue<string>() ?? "";
+        Assert.True(message.StartsWith("List should have at most 1 item", StringComparison.Ordinal), $"got {problem}");
+        Assert.Equal(1, harness.Fal.SubmitCount);
+        Assert.Equal(0, harness.Fal.AcceptedSubmitCount);
+    }
+
+    [Fact]
+    public void MaxImageUrls_DefaultsToOne_InTheOptionsAndInAppsettings()
+    {
+        var appsettings = JsonNode.Parse(File.ReadAllText(Path.Combine(Process.ProcessGateway.RepoRoot, "appsettings.json")))!;
+
+        Assert.Equal(1, new Gateway.Hosting.GatewayOptions().MaxImageUrls);
+        Assert.Equal(1, appsettings["Gateway"]!["MaxImageUrls"]!.GetValue<int>());
+    }
+
+    /// <summary>An edit body holding <paramref name="urls"/>, JSON-escaped.</summary>
+    private static string Body(params string[] urls) =>
+        $$"""{"prompt":"x","image_urls":{{JsonSerializer.Serialize(urls)}}}""";
+
+    /// <summary>The fields fal's 422 names, spelled as /v1 names them: <c>["body","image_urls",0]</c> → <c>image_urls[0]</c>.</summary>
+    private static HashSet<string> FalFields(JsonNode body) =>
+        (body["detail"] as JsonArray ?? []).Select(error => string.Concat(error!["loc"]!.AsArray().Skip(1)
+                .Select(n => n!.GetValueKind() == JsonValueKind.Number ? $"[{n}]" : "." + n))
+            .TrimStart('.'))
+            .ToHashSet();
+}
