@@ -21,6 +21,18 @@ public sealed class StrictBindingTests(RedisServer redis)
 
     public static TheoryData<string, string, string> RefusedBodies => new()
     {
+        // 6: a data URI must decode to a PNG, JPEG, WebP or GIF that matches its declared type.
+        { "/v1/edits", """{"prompt":"x","image_urls":["data:image/png;base64,AAAA"]}""", "image_urls[0]" },
+        { "/v1/edits", Body(DataUri("image/gif", "not an image, only text"u8.ToArray())), "image_urls[0]" },
+        { "/v1/edits", Body(DataUri("image/png", Jpeg())), "image_urls[0]" },
+        { "/v1/edits", Body(GenerationFlowTests.TinyPngDataUri().Insert(40, "\n")), "image_urls[0]" },
+        // 6: a hosted URL with whitespace or control characters (the CR/LF ones were passed on to fal).
+        { "/v1/edits", Body(Hosted + "\r\nX-Injected: 1"), "image_urls[0]" },
+        { "/v1/edits", Body("https://a.example/in put.png"), "image_urls[0]" },
+        { "/v1/edits", Body(" " + Hosted), "image_urls[0]" },
+        { "/v1/edits", Body(Hosted + "\t"), "image_urls[0]" },
+        { "/v1/edits", Body("https://a.example/\u0000.png"), "image_urls[0]" },
+        { "/v1/edits", Body("https://a.example/\u0085.png"), "image_urls[0]" },
         // 7: fal's edit model takes one image.
         { "/v1/edits", Body(Hosted, "https://a.example/second.png"), "image_urls" },
     };
@@ -75,6 +87,16 @@ public sealed class StrictBindingTests(RedisServer redis)
     /// <summary>An edit body holding <paramref name="urls"/>, JSON-escaped.</summary>
     private static string Body(params string[] urls) =>
         $$"""{"prompt":"x","image_urls":{{JsonSerializer.Serialize(urls)}}}""";
+
+    private static string DataUri(string mediaType, byte[] bytes) => $"data:{mediaType};base64,{Convert.ToBase64String(bytes)}";
+
+    private static byte[] Jpeg()
+    {
+        using var bitmap = new SKBitmap(8, 6);
+        bitmap.Erase(SKColors.SeaGreen);
+        using var data = bitmap.Encode(SKEncodedImageFormat.Jpeg, 90);
+        return data.ToArray();
+    }
 
     /// <summary>The fields fal's 422 names, spelled as /v1 names them: <c>["body","image_urls",0]</c> → <c>image_urls[0]</c>.</summary>
     private static HashSet<string> FalFields(JsonNode body) =>
