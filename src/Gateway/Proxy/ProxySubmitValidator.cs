@@ -27,14 +27,10 @@ internal sealed class ProxySubmitValidator(
         {
             request = await JsonSerializer.DeserializeAsync(context.Request.Body, type, jsonOptions.Value.SerializerOptions, cancellationToken) as ImageRequest;
         }
-        catch (JsonException e) when (e.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal))
-        {
-            var field = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "body" : e.Path.TrimStart('$', '.');
-            return (null, Errors([(field, $"{field} has a value of the wrong type.", "type_error")]));
-        }
         catch (JsonException e)
         {
-            return (null, Errors([("body", $"The request body is not valid JSON (line {e.LineNumber + 1}).", "json_invalid")]));
+            var error = JsonBodyError.From(e);
+            return (null, Errors([(error.Field, error.Message, error.Kind == JsonBodyErrorKind.WrongType ? "type_error" : "json_invalid")]));
         }
 
         if (request is null)

@@ -35,6 +35,19 @@ public sealed class StrictBindingTests(RedisServer redis)
         { "/v1/edits", Body("https://a.example/\u0085.png"), "image_urls[0]" },
         // 7: fal's edit model takes one image.
         { "/v1/edits", Body(Hosted, "https://a.example/second.png"), "image_urls" },
+        // 8: property names are case-sensitive. A required field sent in the wrong case is named as missing (unknown
+        // fields are reported once the fields themselves are valid); an optional one is named as unknown.
+        { "/v1/generations", """{"PROMPT":"x"}""", "prompt" },
+        { "/v1/edits", $$"""{"prompt":"x","Image_Urls":["{{Hosted}}"]}""", "image_urls" },
+        { "/v1/generations", """{"prompt":"x","Num_Images":2}""", "Num_Images" },
+        { "/v1/generations", """{"prompt":"x","OUTPUT_FORMAT":"png"}""", "OUTPUT_FORMAT" },
+        // 8: numbers are JSON numbers.
+        { "/v1/generations", """{"prompt":"x","num_images":"4"}""", "num_images" },
+        { "/v1/edits", $$"""{"prompt":"x","image_urls":["{{Hosted}}"],"num_images":"2"}""", "num_images" },
+        // 8: duplicate properties are refused, not resolved (last wins).
+        { "/v1/generations", """{"prompt":"a cat","prompt":"a dog"}""", "prompt" },
+        { "/v1/generations", """{"prompt":"x","num_images":1,"num_images":4}""", "num_images" },
+        { "/v1/edits", $$"""{"prompt":"x","image_urls":["{{Hosted}}"],"image_urls":["https://a.example/b.png"]}""", "image_urls" },
     };
 
     [Theory]
