@@ -24,6 +24,7 @@ public abstract class ImageRequest : IValidatableObject
     /// <summary>What the image should show.</summary>
     /// <example>A lighthouse on a cliff at dusk, photorealistic</example>
     [Required(ErrorMessage = "prompt is required and must not be blank.")]
+    [VisibleText(ErrorMessage = "prompt must hold visible text, and no control characters but tab and line breaks.")]
     public string? Prompt { get; init; }
 
     /// <summary>How many images to make (each is billed).</summary>

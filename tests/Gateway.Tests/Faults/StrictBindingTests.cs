@@ -48,6 +48,13 @@ public sealed class StrictBindingTests(RedisServer redis)
         { "/v1/generations", """{"prompt":"a cat","prompt":"a dog"}""", "prompt" },
         { "/v1/generations", """{"prompt":"x","num_images":1,"num_images":4}""", "num_images" },
         { "/v1/edits", $$"""{"prompt":"x","image_urls":["{{Hosted}}"],"image_urls":["https://a.example/b.png"]}""", "image_urls" },
+        // 8: a prompt holds visible text and no control characters but tab, CR and LF.
+        { "/v1/generations", """{"prompt":"\u0000"}""", "prompt" },
+        { "/v1/generations", """{"prompt":"a lighthouse\u0007"}""", "prompt" },
+        { "/v1/generations", """{"prompt":"a lighthouse\u007f"}""", "prompt" },
+        { "/v1/generations", """{"prompt":"\u200b\u200b"}""", "prompt" },
+        { "/v1/generations", """{"prompt":"\t\r\n"}""", "prompt" },
+        { "/v1/edits", $$"""{"prompt":"\u001b[31m","image_urls":["{{Hosted}}"]}""", "prompt" },
     };
 
     [Theory]
