@@ -6,6 +6,7 @@ using Gateway.Generations;
 using Gateway.Hosting;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Validation;
+using Microsoft.Net.Http.Headers;
 
 namespace Gateway.Proxy;
 
@@ -43,6 +44,16 @@ internal sealed class ProxySubmitValidator(
             ? (request, null)
             : (null, Errors([.. ValidationFieldNames.ToJsonNames(errors).SelectMany(e => e.Value.Select(m => (e.Key, m, "value_error")))]));
     }
+
+    /// <summary>
+    /// Whether the body is declared as JSON: <c>application/json</c>, with no charset or UTF-8 (what @fal-ai/client
+    /// sends). /v1 refuses other types with 415 before reading; so does the proxy.
+    /// </summary>
+    public static bool IsJson(string? contentType) =>
+        MediaTypeHeaderValue.TryParse(contentType, out var type)
+        && type.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+        && HeaderUtilities.RemoveQuotes(type.Charset) is var charset
+        && (charset.Length == 0 || charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase));
 
     // The generated validation the /v1 endpoints run, so both paths refuse exactly the same bodies. Its public entry
     // points are marked experimental (ASP0029) in .NET 10; the SDK is pinned by global.json and a test compares the paths.

@@ -80,6 +80,56 @@ public sealed class StrictBindingTests(RedisServer redis)
     }
 
     [Fact]
+    public async Task AcceptedInput_TabsLineBreaksAndEmojiInPrompt_OneImage_EncodedUrl_AndJsonWithCharset_AllReachFal()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+        var client = harness.Client();
+        var png = GenerationFlowTests.TinyPngDataUri();
+
+        await client.SubmitAsync(new { prompt = "line one\n\tline two\r\nwith a 🐈" });
+        await client.SubmitAsync(new { prompt = "make it blue", image_urls = new[] { png } }, "/v1/edits");
+        await client.SubmitAsync(new { prompt = "make it blue", image_urls = new[] { DataUri("image/jpg", Jpeg()) } }, "/v1/edits");
+        await client.SubmitAsync(new { prompt = "make it blue", image_urls = new[] { "http://127.0.0.1:9/in%0D%0A%00.png" } }, "/v1/edits");
+        foreach (var (target, json, type) in new[]
+        {
+            (Model, """{"prompt":"a lighthouse"}""", "application/json"),
+            (Model, """{"prompt":"a lighthouse"}""", "application/json; charset=utf-8"),
+            (Model, """{"prompt":"a lighthouse"}""", "Application/JSON;Charset=\"UTF-8\""),
+            (Edit, Body(png), "application/json"),
+        })
+        {
+            using var response = await FalProxyTests.ProxyAsync(client, HttpMethod.Post, target, json, r => ContentType(r, type));
+            var answer = await response.JsonAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{type} {json} answered {(int)response.StatusCode}: {answer}");
+        }
+
+        Assert.Equal(8, harness.Fal.AcceptedSubmitCount);
+    }
+
+    [Theory]
+    [InlineData(Model, "text/plain")]
+    [InlineData(Model, "text/plain; charset=utf-8")]
+    [InlineData(Model, "image/png")]
+    [InlineData(Model, "multipart/form-data; boundary=b")]
+    [InlineData(Model, "application/x-www-form-urlencoded")]
+    [InlineData(Model, "application/json; charset=iso-8859-1")]
+    [InlineData(Model, null)]
+    [InlineData(Edit, "text/plain")]
+    public async Task ProxiedSubmit_WithoutJsonContentType_Returns415InFalsShape_AndNothingReachesFal(string target, string? type)
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+        var json = target == Edit ? Body(Hosted) : """{"prompt":"a lighthouse"}""";
+
+        using var response = await FalProxyTests.ProxyAsync(harness.Client(), HttpMethod.Post, target, json, r => ContentType(r, type));
+        var body = await response.JsonAsync();
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("application/json", body["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Empty(harness.Fal.Requests);
+    }
+
+    [Fact]
     public async Task Edit_WithTwoImages_WhenTheGatewayAllowsTwo_IsRefusedByFalsStandIn_As422NamingImageUrls()
     {
         await using var harness = await GatewayHarness.StartAsync(redis, settings: new Dictionary<string, string?> { ["Gateway:MaxImageUrls"] = "2" });
@@ -116,6 +166,16 @@ public sealed class StrictBindingTests(RedisServer redis)
         bitmap.Erase(SKColors.SeaGreen);
         using var data = bitmap.Encode(SKEncodedImageFormat.Jpeg, 90);
         return data.ToArray();
+    }
+
+    /// <summary>Replaces the body's Content-Type (null: none at all).</summary>
+    private static void ContentType(HttpRequestMessage request, string? type)
+    {
+        request.Content!.Headers.Remove("Content-Type");
+        if (type is not null)
+        {
+            request.Content.Headers.TryAddWithoutValidation("Content-Type", type);
+        }
     }
 
     /// <summary>The fields fal's 422 names, spelled as /v1 names them: <c>["body","image_urls",0]</c> → <c>image_urls[0]</c>.</summary>
