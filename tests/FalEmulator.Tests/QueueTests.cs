@@ -236,6 +236,7 @@ public sealed class QueueTests
     [InlineData("""{"prompt":"x"}""", "body.image_urls", "missing")]
     [InlineData("""{"prompt":"x","image_urls":[]}""", "body.image_urls", "too_short")]
     [InlineData("""{"prompt":"x","image_urls":["not a url"]}""", "body.image_urls.0", "url_parsing")]
+    [InlineData("""{"prompt":"x","image_urls":["https://example.com/a.png","https://example.com/b.png"]}""", "body.image_urls", "too_long")]
     [InlineData("""{"prompt":"x","image_urls":["https://example.com/a.png"],"aspect_ratio":"21:9"}""", "body.aspect_ratio", "literal_error")]
     public async Task SubmitEdit_WithInvalidInput_Returns422NamingTheField(string json, string loc, string type)
     {
@@ -248,6 +249,23 @@ public sealed class QueueTests
         Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
         Assert.Equal(loc, Emulator.Loc(issue));
         Assert.Equal(type, issue.GetProperty("type").GetString());
+    }
+
+    [Fact]
+    public async Task SubmitEdit_WithTwoImages_Returns422TooLong_AsFalDoes()
+    {
+        await using var emulator = await Emulator.Start();
+
+        var (response, body) = await emulator.Submit(
+            new { prompt = "x", image_urls = new[] { TestImages.PngDataUri(4, 4), TestImages.PngDataUri(4, 4) } }, Emulator.EditModel);
+        var issue = Emulator.OnlyIssue(body);
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        Assert.Equal("body.image_urls", Emulator.Loc(issue));
+        Assert.Equal("too_long", issue.GetProperty("type").GetString());
+        Assert.StartsWith("List should have at most 1 item", issue.GetProperty("msg").GetString(), StringComparison.Ordinal);
+        Assert.Equal(1, issue.GetProperty("ctx").GetProperty("max_length").GetInt32());
+        Assert.Equal(0, emulator.State.AcceptedSubmitCount);
     }
 
     [Fact]

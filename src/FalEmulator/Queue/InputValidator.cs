@@ -16,6 +16,9 @@ internal static class InputValidator
 
     public static readonly IReadOnlyList<string> Formats = ["jpeg", "png", "webp"];
 
+    /// <summary>fal's edit schema: "Provide one http(s) or data: URL"; two are refused as too long.</summary>
+    public const int MaxEditImages = 1;
+
     public static bool IsKnownEndpoint(string endpoint) => endpoint is TextToImage or Edit;
 
     /// <summary>The prompt as sent, even when other fields are invalid (it carries fault directives).</summary>
@@ -113,6 +116,11 @@ internal static class InputValidator
                 {
                     issues.Add(Issue(["image_urls"], "List should have at least 1 item after validation, not 0", "too_short",
                         new JsonObject { ["field_type"] = "List", ["min_length"] = 1, ["actual_length"] = 0 }));
+                }
+                else if (index > MaxEditImages)
+                {
+                    issues.Add(Issue(["image_urls"], $"List should have at most {MaxEditImages} item after validation, not {index}", "too_long",
+                        new JsonObject { ["field_type"] = "List", ["max_length"] = MaxEditImages, ["actual_length"] = index }));
                 }
             }
         }

@@ -24,6 +24,7 @@ public abstract class ImageRequest : IValidatableObject
     /// <summary>What the image should show.</summary>
     /// <example>A lighthouse on a cliff at dusk, photorealistic</example>
     [Required(ErrorMessage = "prompt is required and must not be blank.")]
+    [VisibleText(ErrorMessage = "prompt must hold visible text, and no control characters but tab and line breaks.")]
     public string? Prompt { get; init; }
 
     /// <summary>How many images to make (each is billed).</summary>
@@ -86,7 +87,7 @@ public sealed class GenerateRequest : ImageRequest
 /// <summary>An image-edit job for <c>microsoft/mai-image-2.5/edit</c>.</summary>
 public sealed class EditRequest : ImageRequest
 {
-    /// <summary>The images to edit: http(s) URLs (e.g. from <c>POST /v1/files</c>) or <c>data:image/…;base64,</c> URIs.</summary>
+    /// <summary>The image to edit (fal's edit model takes one): an http(s) URL (e.g. from <c>POST /v1/files</c>) or a <c>data:image/…;base64,</c> URI.</summary>
     /// <example>["https://v3.fal.media/files/example/input.png"]</example>
     [Required(ErrorMessage = "image_urls is required: give at least one image URL.")]
     [MinLength(1, ErrorMessage = "image_urls must hold at least one image URL.")]
@@ -110,7 +111,9 @@ public sealed class EditRequest : ImageRequest
         var urls = ImageUrls ?? [];
         if (urls.Count > options.MaxImageUrls)
         {
-            yield return new ValidationResult($"image_urls may hold at most {options.MaxImageUrls} images.", ["image_urls"]);
+            yield return new ValidationResult(options.MaxImageUrls == 1
+                ? $"image_urls must hold exactly one image (it has {urls.Count}): fal's edit model takes one."
+                : $"image_urls may hold at most {options.MaxImageUrls} images (it has {urls.Count}).", ["image_urls"]);
         }
 
         for (var i = 0; i < urls.Count; i++)

@@ -72,10 +72,8 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
                 ("body", "The request body is larger than the gateway accepts.", "body-too-large"),
             { StatusCode: StatusCodes.Status415UnsupportedMediaType } =>
                 ("Content-Type", "Send the body as JSON with Content-Type: application/json.", "unsupported-media-type"),
-            { InnerException: JsonException json } when json.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal) =>
-                (JsonField(json.Path), $"{JsonField(json.Path)} has a value of the wrong type.", "validation"),
-            { InnerException: JsonException json } =>
-                ("body", $"The request body is not valid JSON (line {json.LineNumber + 1}, byte {json.BytePositionInLine + 1}).", "malformed-json"),
+            { InnerException: JsonException json } when JsonBodyError.From(json) is var error =>
+                (error.Field, error.Message, error.Kind == JsonBodyErrorKind.Malformed ? "malformed-json" : "validation"),
             _ when exception.Message.Contains("body", StringComparison.OrdinalIgnoreCase) =>
                 ("body", "A JSON object body is required.", "validation"),
             _ => ("request", exception.Message, "bad-request"),
@@ -94,9 +92,6 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
             Detail = message,
         };
     }
-
-    private static string JsonField(string? path) =>
-        string.IsNullOrEmpty(path) || path == "$" ? "body" : path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path.TrimStart('$');
 
     private ProblemDetails Unavailable(HttpContext httpContext, string detail, Exception exception, string slug = "store-unavailable")
     {

@@ -5,8 +5,9 @@ using Gateway.Generations;
 
 namespace Gateway.Hosting;
 
-/// <summary>Every type the public API reads or writes; snake_case like fal's own schema.</summary>
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+/// <summary>Every type the public API reads or writes; snake_case like fal's own schema, read strictly (as the HTTP JSON options).</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, PropertyNameCaseInsensitive = false,
+    NumberHandling = JsonNumberHandling.Strict, AllowDuplicateProperties = false)]
 [JsonSerializable(typeof(GenerateRequest))]
 [JsonSerializable(typeof(EditRequest))]
 [JsonSerializable(typeof(GenerationResponse))]

@@ -13,8 +13,9 @@ public sealed class GatewayOptions : IValidatableObject
     [Range(1, 100_000)]
     public int MaxPromptLength { get; set; } = 4_000;
 
+    /// <summary>Most entries in an edit's <c>image_urls</c>; fal's edit model takes one and refuses two.</summary>
     [Range(1, 64)]
-    public int MaxImageUrls { get; set; } = 10;
+    public int MaxImageUrls { get; set; } = 1;
 
     /// <summary>Largest decoded image accepted inside a <c>data:</c> URI in <c>image_urls</c>.</summary>
     [Range(1, 256 * 1024 * 1024)]

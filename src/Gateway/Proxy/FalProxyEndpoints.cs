@@ -48,6 +48,14 @@ internal static partial class FalProxyEndpoints
         LimitLease? lease = null;
         if (target.IsSubmit)
         {
+            if (!ProxySubmitValidator.IsJson(context.Request.ContentType))
+            {
+                LogRefused(logger, client, context.Request.Method, "the submit body is not declared as JSON");
+                await WriteFalJsonAsync(context, StatusCodes.Status415UnsupportedMediaType,
+                    new JsonObject { ["detail"] = "A submit body must be JSON: send it with Content-Type: application/json." });
+                return;
+            }
+
             var (request, errors) = await validator.ReadAsync(context, target.EndpointId == fal.EditModel, cancellationToken);
             if (request is null)
             {

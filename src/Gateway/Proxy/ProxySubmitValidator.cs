@@ -6,6 +6,7 @@ using Gateway.Generations;
 using Gateway.Hosting;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Validation;
+using Microsoft.Net.Http.Headers;
 
 namespace Gateway.Proxy;
 
@@ -27,14 +28,10 @@ internal sealed class ProxySubmitValidator(
         {
             request = await JsonSerializer.DeserializeAsync(context.Request.Body, type, jsonOptions.Value.SerializerOptions, cancellationToken) as ImageRequest;
         }
-        catch (JsonException e) when (e.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal))
-        {
-            var field = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "body" : e.Path.TrimStart('$', '.');
-            return (null, Errors([(field, $"{field} has a value of the wrong type.", "type_error")]));
-        }
         catch (JsonException e)
         {
-            return (null, Errors([("body", $"The request body is not valid JSON (line {e.LineNumber + 1}).", "json_invalid")]));
+            var error = JsonBodyError.From(e);
+            return (null, Errors([(error.Field, error.Message, error.Kind == JsonBodyErrorKind.WrongType ? "type_error" : "json_invalid")]));
         }
 
         if (request is null)
@@ -47,6 +44,16 @@ internal sealed class ProxySubmitValidator(
             ? (request, null)
             : (null, Errors([.. ValidationFieldNames.ToJsonNames(errors).SelectMany(e => e.Value.Select(m => (e.Key, m, "value_error")))]));
     }
+
+    /// <summary>
+    /// Whether the body is declared as JSON: <c>application/json</c>, with no charset or UTF-8 (what @fal-ai/client
+    /// sends). /v1 refuses other types with 415 before reading; so does the proxy.
+    /// </summary>
+    public static bool IsJson(string? contentType) =>
+        MediaTypeHeaderValue.TryParse(contentType, out var type)
+        && type.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+        && HeaderUtilities.RemoveQuotes(type.Charset) is var charset
+        && (charset.Length == 0 || charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase));
 
     // The generated validation the /v1 endpoints run, so both paths refuse exactly the same bodies. Its public entry
     // points are marked experimental (ASP0029) in .NET 10; the SDK is pinned by global.json and a test compares the paths.
