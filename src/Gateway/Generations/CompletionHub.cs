@@ -94,9 +94,18 @@ internal sealed partial class CompletionHub(IServiceProvider services, ILogger<C
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (_subscriber is not null)
+        if (_subscriber is null)
+        {
+            return;
+        }
+
+        try
         {
             await _subscriber.UnsubscribeAsync(RedisKeys.Ended, flags: CommandFlags.FireAndForget);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or RedisException)
+        {
+            // Redis is down, or the host closed the connection first (it may stop and dispose at once): the subscription is gone either way.
         }
     }
 
