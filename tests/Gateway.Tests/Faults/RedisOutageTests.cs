@@ -27,6 +27,11 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
     private static readonly TimeSpan FailWithin = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan RecoverWithin = TimeSpan.FromSeconds(2);
 
+    /// <summary>A hung Redis: the 1 s command timeout, one 500 ms heartbeat to notice it, and slack for a loaded machine.</summary>
+    private static readonly TimeSpan HungFirstAnswersWithin = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan GivenUpWithin = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan HungFor = TimeSpan.FromSeconds(5);
+
     [Fact]
     public async Task RedisKilledUnderTraffic_AnswersFast503_ThenRecoversWithin2s_LosingNothing()
     {
@@ -36,6 +41,70 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
             await using var redis = await RedisServer.StartDurableAsync(directory.FullName);
             await using var world = await ProcessHarness.StartAsync(redis, ProcessHarness.BuiltDll);
             await RunOutageAsync(redis, world);
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// A hung Redis (SIGSTOP: its sockets stay open, nothing answers) looks like a slow one until a command
+    /// times out, so the first answers may take the 1 s command timeout plus a heartbeat; they must still be
+    /// 503 problems with Retry-After, never a 500. Readiness never waits longer than its own short PING, and
+    /// once the client has given the connection up, answers are immediate again.
+    /// </summary>
+    [Fact]
+    public async Task RedisHung_Answers503NeverAnError_ReadinessWithin1s_ThenRecovers()
+    {
+        var cancel = TestContext.Current.CancellationToken;
+        var directory = Directory.CreateTempSubdirectory("gateway-redis-hung-");
+        try
+        {
+            await using var redis = await RedisServer.StartDurableAsync(directory.FullName);
+            await using var world = await ProcessHarness.StartAsync(redis, ProcessHarness.BuiltDll);
+            using var client = world.Client();
+            using var anonymous = world.Client(key: null);
+            var id = await client.SubmitAsync(new { prompt = "before the hang" });
+            await client.WaitUntilDoneAsync(id);
+
+            redis.Freeze();
+            var hung = Stopwatch.StartNew();
+            var answers = new List<(TimeSpan At, Exchange Answer)>();
+            var probes = new List<Exchange>();
+            try
+            {
+                while (hung.Elapsed < HungFor)
+                {
+                    var at = hung.Elapsed;
+                    var probe = Exchange.SendAsync(anonymous, HttpMethod.Get, "/health/ready");
+                    foreach (var answer in await Task.WhenAll(RedisRoutes(id).Select(r => Exchange.SendAsync(client, r.Method, r.Path, r.Body, r.IdempotencyKey))))
+                    {
+                        answers.Add((at, answer));
+                    }
+
+                    probes.Add(await probe);
+                    await Task.Delay(200, cancel);
+                }
+            }
+            finally
+            {
+                redis.Thaw();
+            }
+
+            var recovery = await Recovery.WaitAsync(client, anonymous, id, TimeSpan.FromSeconds(15));
+            var figures =
+                $"answers (sent at ms: route status ms): {string.Join(", ", answers.Select(a => $"{a.At.TotalMilliseconds:F0}: {a.Answer.Summary}"))}\n" +
+                $"readiness probes (ms): {string.Join(", ", probes.Select(p => p.Summary))}\n" +
+                $"after SIGCONT, status served again in {recovery.Served?.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture) ?? "never"} ms, " +
+                $"readiness 200 in {recovery.Ready?.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture) ?? "never"} ms" +
+                world.Describe();
+            TestContext.Current.TestOutputHelper?.WriteLine(figures);
+
+            Assert.All(answers, a => Assert.True(a.Answer.IsFastUnavailable(HungFirstAnswersWithin), $"{a.Answer.Summary}: not a 503 problem with Retry-After within {HungFirstAnswersWithin}: {a.Answer.Body}\n{figures}"));
+            Assert.All(answers.Where(a => a.At >= GivenUpWithin), a => Assert.True(a.Answer.Took <= FailWithin, $"{a.Answer.Summary}, sent {a.At.TotalMilliseconds:F0} ms into the hang: slower than {FailWithin}\n{figures}"));
+            Assert.All(probes, p => Assert.True(p.Status == 503 && p.Took <= FailWithin, $"readiness {p.Summary}: not 503 within {FailWithin}\n{figures}"));
+            Assert.True(recovery.Served <= RecoverWithin && recovery.Ready <= RecoverWithin, $"not serving again within {RecoverWithin} of SIGCONT\n{figures}");
         }
         finally
         {
@@ -175,7 +244,7 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
     }
 
     /// <summary>Each route that reads or writes Redis: (method, path, JSON body, Idempotency-Key).</summary>
-    private static IEnumerable<(HttpMethod, string, string?, string?)> RedisRoutes(string id) =>
+    private static IEnumerable<(HttpMethod Method, string Path, string? Body, string? IdempotencyKey)> RedisRoutes(string id) =>
     [
         (HttpMethod.Post, "/v1/generations", """{"prompt":"during the outage"}""", null),
         (HttpMethod.Post, "/v1/generations", """{"prompt":"during the outage, once"}""", Guid.NewGuid().ToString("N")),

@@ -68,6 +68,12 @@ public sealed class RedisServer : IAsyncLifetime
         _process = null;
     }
 
+    /// <summary>SIGSTOP: the server keeps its sockets open but answers nothing, as a hung or partitioned Redis.</summary>
+    public void Freeze() => Signal("STOP");
+
+    /// <summary>SIGCONT: the frozen server answers again, everything queued meanwhile included.</summary>
+    public void Thaw() => Signal("CONT");
+
     /// <summary>Starts redis-server again on the same port with the same settings (and data directory); returns once it answers PING.</summary>
     public Task RestartAsync() =>
         _process is null ? StartAsync(Port, _arguments) : throw new InvalidOperationException("This redis-server is still running.");
@@ -89,6 +95,21 @@ public sealed class RedisServer : IAsyncLifetime
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private void Signal(string signal)
+    {
+        if (_process is not { HasExited: false } process)
+        {
+            throw new InvalidOperationException("This redis-server is not running.");
+        }
+
+        using var kill = System.Diagnostics.Process.Start("kill", ["-" + signal, process.Id.ToString(CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill -{signal} {process.Id} failed with {kill.ExitCode}.");
+        }
     }
 
     private async Task StartAsync(int port, string[] arguments)
