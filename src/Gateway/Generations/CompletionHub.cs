@@ -103,7 +103,7 @@ internal sealed partial class CompletionHub(IServiceProvider services, ILogger<C
         {
             await _subscriber.UnsubscribeAsync(RedisKeys.Ended, flags: CommandFlags.FireAndForget);
         }
-        catch (Exception e) when (e is ObjectDisposedException or RedisException)
+        catch (Exception e) when (e is ObjectDisposedException or RedisException or RedisTimeoutException)
         {
             // Redis is down, or the host closed the connection first (it may stop and dispose at once): the subscription is gone either way.
         }
@@ -123,7 +123,7 @@ internal sealed partial class CompletionHub(IServiceProvider services, ILogger<C
         {
             await _subscriber.PublishAsync(RedisKeys.Ended, record.Id);
         }
-        catch (RedisException e)
+        catch (Exception e) when (e is RedisException or RedisTimeoutException)
         {
             // Waiters on other replicas still see the end on their next look at the store.
             LogPublishFailed(logger, record.Id, e);
