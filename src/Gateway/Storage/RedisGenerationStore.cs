@@ -5,7 +5,7 @@ using StackExchange.Redis;
 
 namespace Gateway.Storage;
 
-internal sealed class RedisGenerationStore(IConnectionMultiplexer redis, IOptions<GatewayOptions> options) : IGenerationStore
+internal sealed class RedisGenerationStore(RedisConnection redis, IOptions<GatewayOptions> options) : IGenerationStore
 {
     private const byte InlineFormat = (byte)'J';
     private const byte SkeletonFormat = (byte)'S';
@@ -13,9 +13,7 @@ internal sealed class RedisGenerationStore(IConnectionMultiplexer redis, IOption
     private static readonly LuaScript ReleaseScript = LuaScript.Prepare(
         "if redis.call('get', @key) == @owner then return redis.call('del', @key) else return 0 end");
 
-    private static readonly TimeSpan HealthPingTimeout = TimeSpan.FromMilliseconds(500);
-
-    private IDatabase Db => redis.GetDatabase();
+    private IDatabase Db => redis.Database;
 
     private TimeSpan Ttl => options.Value.ResultTtl;
 
@@ -111,25 +109,6 @@ internal sealed class RedisGenerationStore(IConnectionMultiplexer redis, IOption
     public async Task<DateTimeOffset?> GetPendingDueAsync(string id) =>
         await Db.SortedSetScoreAsync(RedisKeys.Pending, id) is { } score ? DateTimeOffset.FromUnixTimeMilliseconds((long)score) : null;
 
-    /// <summary>
-    /// The connection's own state first (no round trip: while Redis is gone this answers at once), then a
-    /// PING that may take at most <see cref="HealthPingTimeout"/>, so a probe never waits on a hung Redis.
-    /// </summary>
-    public async Task<bool> IsHealthyAsync(CancellationToken cancellationToken)
-    {
-        if (!redis.IsConnected)
-        {
-            return false;
-        }
-
-        try
-        {
-            await Db.PingAsync().WaitAsync(HealthPingTimeout, cancellationToken);
-            return true;
-        }
-        catch (Exception e) when (e is RedisException or TimeoutException)
-        {
-            return false;
-        }
-    }
+    /// <summary>The connection's cached state: no round trip, so a probe or a submit never waits on Redis.</summary>
+    public Task<bool> IsHealthyAsync(CancellationToken cancellationToken) => Task.FromResult(redis.IsAvailable);
 }

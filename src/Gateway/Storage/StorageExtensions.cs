@@ -23,8 +23,9 @@ internal static class StorageExtensions
         else
         {
             var redisOptions = RedisConnection.Options(connectionString!);
-            builder.Services.AddSingleton(services => RedisConnection.Connect(
-                redisOptions, services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(RedisConnection).FullName!)));
+            builder.Services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(redisOptions));
+            builder.Services.AddSingleton<RedisConnection>();
+            builder.Services.AddHostedService(services => services.GetRequiredService<RedisConnection>());
             builder.Services.AddSingleton<IGenerationStore, RedisGenerationStore>();
         }
 

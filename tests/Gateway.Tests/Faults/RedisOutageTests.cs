@@ -27,9 +27,14 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
     private static readonly TimeSpan FailWithin = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan RecoverWithin = TimeSpan.FromSeconds(2);
 
-    /// <summary>A hung Redis: the 1 s command timeout, one 500 ms heartbeat to notice it, and slack for a loaded machine.</summary>
-    private static readonly TimeSpan HungFirstAnswersWithin = TimeSpan.FromSeconds(2);
-    private static readonly TimeSpan GivenUpWithin = TimeSpan.FromSeconds(3);
+    /// <summary>
+    /// Requests already waiting on Redis when it hangs: the 1 s command timeout, up to one 500 ms heartbeat
+    /// before the client checks it, and slack for a loaded machine (1.3-1.9 s seen on 2 busy cores).
+    /// </summary>
+    private static readonly TimeSpan HungFirstAnswersWithin = TimeSpan.FromSeconds(2.5);
+
+    /// <summary>Requests sent once the health PING has gone unanswered (500 ms, probed every 250 ms) are refused at once.</summary>
+    private static readonly TimeSpan GivenUpWithin = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan HungFor = TimeSpan.FromSeconds(5);
 
     [Fact]
@@ -51,8 +56,8 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
     /// <summary>
     /// A hung Redis (SIGSTOP: its sockets stay open, nothing answers) looks like a slow one until a command
     /// times out, so the first answers may take the 1 s command timeout plus a heartbeat; they must still be
-    /// 503 problems with Retry-After, never a 500. Readiness never waits longer than its own short PING, and
-    /// once the client has given the connection up, answers are immediate again.
+    /// 503 problems with Retry-After, never a 500. Readiness answers at once from the cached state and says 503
+    /// within a second of the hang (one unanswered 500 ms PING); from then on every answer is immediate.
     /// </summary>
     [Fact]
     public async Task RedisHung_Answers503NeverAnError_ReadinessWithin1s_ThenRecovers()
@@ -71,7 +76,7 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
             redis.Freeze();
             var hung = Stopwatch.StartNew();
             var answers = new List<(TimeSpan At, Exchange Answer)>();
-            var probes = new List<Exchange>();
+            var probes = new List<(TimeSpan At, Exchange Answer)>();
             try
             {
                 while (hung.Elapsed < HungFor)
@@ -83,7 +88,7 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
                         answers.Add((at, answer));
                     }
 
-                    probes.Add(await probe);
+                    probes.Add((at, await probe));
                     await Task.Delay(200, cancel);
                 }
             }
@@ -95,7 +100,7 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
             var recovery = await Recovery.WaitAsync(client, anonymous, id, TimeSpan.FromSeconds(15));
             var figures =
                 $"answers (sent at ms: route status ms): {string.Join(", ", answers.Select(a => $"{a.At.TotalMilliseconds:F0}: {a.Answer.Summary}"))}\n" +
-                $"readiness probes (ms): {string.Join(", ", probes.Select(p => p.Summary))}\n" +
+                $"readiness probes (sent at ms: status ms): {string.Join(", ", probes.Select(p => $"{p.At.TotalMilliseconds:F0}: {p.Answer.Status} {p.Answer.Took.TotalMilliseconds:F0}"))}\n" +
                 $"after SIGCONT, status served again in {recovery.Served?.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture) ?? "never"} ms, " +
                 $"readiness 200 in {recovery.Ready?.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture) ?? "never"} ms" +
                 world.Describe();
@@ -103,7 +108,9 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
 
             Assert.All(answers, a => Assert.True(a.Answer.IsFastUnavailable(HungFirstAnswersWithin), $"{a.Answer.Summary}: not a 503 problem with Retry-After within {HungFirstAnswersWithin}: {a.Answer.Body}\n{figures}"));
             Assert.All(answers.Where(a => a.At >= GivenUpWithin), a => Assert.True(a.Answer.Took <= FailWithin, $"{a.Answer.Summary}, sent {a.At.TotalMilliseconds:F0} ms into the hang: slower than {FailWithin}\n{figures}"));
-            Assert.All(probes, p => Assert.True(p.Status == 503 && p.Took <= FailWithin, $"readiness {p.Summary}: not 503 within {FailWithin}\n{figures}"));
+            Assert.All(probes, p => Assert.True(p.Answer.Took <= FailWithin, $"readiness {p.Answer.Summary}: slower than {FailWithin}\n{figures}"));
+            Assert.All(probes.Where(p => p.At >= FailWithin), p => Assert.True(p.Answer.Status == 503,
+                $"readiness {p.Answer.Summary}, sent {p.At.TotalMilliseconds:F0} ms into the hang: not 503\n{figures}"));
             Assert.True(recovery.Served <= RecoverWithin && recovery.Ready <= RecoverWithin, $"not serving again within {RecoverWithin} of SIGCONT\n{figures}");
         }
         finally

@@ -143,8 +143,9 @@ public sealed class RedisServer : IAsyncLifetime
                 await redis.GetDatabase().PingAsync();
                 return;
             }
-            catch (RedisConnectionException)
+            catch (RedisException)
             {
+                // not listening yet, or still loading its append-only file
                 await Task.Delay(100);
             }
         }
