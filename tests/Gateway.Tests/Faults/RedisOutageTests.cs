@@ -23,7 +23,7 @@ namespace Gateway.Tests.Faults;
 [Collection(nameof(GatewayProcesses))]
 public sealed class RedisOutageTests(RedisServer sharedRedis)
 {
-    /// <summary>The bars, asserted as they are: every figure in a passing run is far below them.</summary>
+    /// <summary>The bars, asserted as they are: no slack is added for a loaded machine.</summary>
     private static readonly TimeSpan FailWithin = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan RecoverWithin = TimeSpan.FromSeconds(2);
 
