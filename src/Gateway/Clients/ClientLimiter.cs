@@ -68,7 +68,7 @@ internal sealed partial class ClientLimiter(
         {
             await store.EndAsync(client, GenerationPrefix + generationId);
         }
-        catch (RedisException e)
+        catch (Exception e) when (e is RedisException or RedisTimeoutException)
         {
             // The reader of the job must not fail for this: reconciliation or the lease TTL frees the slot later.
             LogEndNotRecorded(logger, e, client, generationId);
@@ -137,7 +137,7 @@ internal sealed partial class ClientLimiter(
         {
             return await action();
         }
-        catch (RedisException e)
+        catch (Exception e) when (e is RedisException or RedisTimeoutException)
         {
             throw new ClientLimitsUnavailableException(e);
         }
@@ -149,7 +149,7 @@ internal sealed partial class ClientLimiter(
         {
             await action();
         }
-        catch (RedisException e)
+        catch (Exception e) when (e is RedisException or RedisTimeoutException)
         {
             throw new ClientLimitsUnavailableException(e);
         }

@@ -38,7 +38,7 @@ internal interface IIdempotencyStore
     Task AbandonAsync(string client, string keyHash, string owner);
 }
 
-internal sealed class RedisIdempotencyStore(IConnectionMultiplexer redis) : IIdempotencyStore
+internal sealed class RedisIdempotencyStore(RedisConnection redis) : IIdempotencyStore
 {
     private static readonly LuaScript CompleteScript = LuaScript.Prepare("""
         local current = redis.call('GET', @key)
@@ -53,7 +53,7 @@ internal sealed class RedisIdempotencyStore(IConnectionMultiplexer redis) : IIde
         return 0
         """);
 
-    private IDatabase Db => redis.GetDatabase();
+    private IDatabase Db => redis.Database;
 
     public async Task<IdempotencyEntry?> TryBeginAsync(string client, string keyHash, IdempotencyEntry pending, TimeSpan inFlightTtl)
     {

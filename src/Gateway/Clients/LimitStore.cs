@@ -57,7 +57,7 @@ internal interface ILimitStore
     Task<IReadOnlyList<string>> InFlightAsync(LimitWindows windows);
 }
 
-internal sealed class RedisLimitStore(StackExchange.Redis.IConnectionMultiplexer redis) : ILimitStore
+internal sealed class RedisLimitStore(RedisConnection redis) : ILimitStore
 {
     private static readonly TimeSpan MinuteKeyTtl = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan DayKeyTtl = TimeSpan.FromDays(2);
@@ -123,7 +123,7 @@ internal sealed class RedisLimitStore(StackExchange.Redis.IConnectionMultiplexer
           redis.call('ZCARD', @inflightKey) }
         """);
 
-    private StackExchange.Redis.IDatabase Db => redis.GetDatabase();
+    private StackExchange.Redis.IDatabase Db => redis.Database;
 
     public async Task<LimitCounts> TryAcquireAsync(LimitWindows windows, ClientPolicy policy, int images, string leaseMember, TimeSpan leaseTtl)
     {

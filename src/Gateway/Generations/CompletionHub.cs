@@ -94,9 +94,18 @@ internal sealed partial class CompletionHub(IServiceProvider services, ILogger<C
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (_subscriber is not null)
+        if (_subscriber is null)
+        {
+            return;
+        }
+
+        try
         {
             await _subscriber.UnsubscribeAsync(RedisKeys.Ended, flags: CommandFlags.FireAndForget);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or RedisException or RedisTimeoutException)
+        {
+            // Redis is down, or the host closed the connection first (it may stop and dispose at once): the subscription is gone either way.
         }
     }
 
@@ -114,7 +123,7 @@ internal sealed partial class CompletionHub(IServiceProvider services, ILogger<C
         {
             await _subscriber.PublishAsync(RedisKeys.Ended, record.Id);
         }
-        catch (RedisException e)
+        catch (Exception e) when (e is RedisException or RedisTimeoutException)
         {
             // Waiters on other replicas still see the end on their next look at the store.
             LogPublishFailed(logger, record.Id, e);

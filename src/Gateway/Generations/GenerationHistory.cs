@@ -52,9 +52,9 @@ internal interface IGenerationHistory
     Task<IReadOnlyList<HistoryCursor>> ListAsync(string client, HistoryCursor? after, int take);
 }
 
-internal sealed class RedisGenerationHistory(IConnectionMultiplexer redis, IOptions<GatewayOptions> options, TimeProvider time) : IGenerationHistory
+internal sealed class RedisGenerationHistory(RedisConnection redis, IOptions<GatewayOptions> options, TimeProvider time) : IGenerationHistory
 {
-    private IDatabase Db => redis.GetDatabase();
+    private IDatabase Db => redis.Database;
 
     public async Task AddAsync(GenerationRecord record)
     {

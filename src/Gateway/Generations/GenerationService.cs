@@ -91,11 +91,11 @@ internal sealed partial class GenerationService(
                 await store.CreateAsync(record, CancellationToken.None);
                 return;
             }
-            catch (Exception e) when (attempt < 3 && e is StackExchange.Redis.RedisException)
+            catch (Exception e) when (attempt < 3 && e is StackExchange.Redis.RedisException or StackExchange.Redis.RedisTimeoutException)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt), time);
             }
-            catch (StackExchange.Redis.RedisException e)
+            catch (Exception e) when (e is StackExchange.Redis.RedisException or StackExchange.Redis.RedisTimeoutException)
             {
                 LogLostRecord(logger, record.Id, record.Client, e);
                 throw new StoreUnavailableException(

@@ -25,7 +25,7 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
             FalUpstreamException upstream => FromUpstream(httpContext, upstream.Failure),
             BadHttpRequestException bad => FromBadRequest(bad),
             StoreUnavailableException unavailable => Unavailable(httpContext, unavailable.Message, exception),
-            RedisException => Unavailable(httpContext, "The gateway's store (Redis) is not reachable.", exception),
+            RedisException or RedisTimeoutException => Unavailable(httpContext, "The gateway's store (Redis) is not reachable.", exception),
             ClientLimitsUnavailableException => Unavailable(httpContext,
                 "The client limits cannot be checked because Redis is not reachable; nothing was sent to fal. Retry shortly.", exception, "limits-unavailable"),
             _ => Unexpected(exception),

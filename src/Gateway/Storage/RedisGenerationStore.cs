@@ -5,7 +5,7 @@ using StackExchange.Redis;
 
 namespace Gateway.Storage;
 
-internal sealed class RedisGenerationStore(IConnectionMultiplexer redis, IOptions<GatewayOptions> options) : IGenerationStore
+internal sealed class RedisGenerationStore(RedisConnection redis, IOptions<GatewayOptions> options) : IGenerationStore
 {
     private const byte InlineFormat = (byte)'J';
     private const byte SkeletonFormat = (byte)'S';
@@ -13,7 +13,7 @@ internal sealed class RedisGenerationStore(IConnectionMultiplexer redis, IOption
     private static readonly LuaScript ReleaseScript = LuaScript.Prepare(
         "if redis.call('get', @key) == @owner then return redis.call('del', @key) else return 0 end");
 
-    private IDatabase Db => redis.GetDatabase();
+    private IDatabase Db => redis.Database;
 
     private TimeSpan Ttl => options.Value.ResultTtl;
 
@@ -109,16 +109,6 @@ internal sealed class RedisGenerationStore(IConnectionMultiplexer redis, IOption
     public async Task<DateTimeOffset?> GetPendingDueAsync(string id) =>
         await Db.SortedSetScoreAsync(RedisKeys.Pending, id) is { } score ? DateTimeOffset.FromUnixTimeMilliseconds((long)score) : null;
 
-    public async Task<bool> IsHealthyAsync(CancellationToken cancellationToken)
-    {
-        try
-        {
-            await Db.PingAsync();
-            return true;
-        }
-        catch (RedisException)
-        {
-            return false;
-        }
-    }
+    /// <summary>The connection's cached state: no round trip, so a probe or a submit never waits on Redis.</summary>
+    public Task<bool> IsHealthyAsync(CancellationToken cancellationToken) => Task.FromResult(redis.IsAvailable);
 }

@@ -22,20 +22,10 @@ internal static class StorageExtensions
         }
         else
         {
-            ConfigurationOptions redisOptions;
-            try
-            {
-                redisOptions = ConfigurationOptions.Parse(connectionString!);
-            }
-            catch (ArgumentException e)
-            {
-                throw new InvalidOperationException($"ConnectionStrings__Redis is not a valid StackExchange.Redis connection string: {e.Message}", e);
-            }
-
-            // Start even while Redis is down: readiness says so, and the client reconnects by itself.
-            redisOptions.AbortOnConnectFail = false;
-            redisOptions.ClientName ??= "mai-image-gateway";
+            var redisOptions = RedisConnection.Options(connectionString!);
             builder.Services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(redisOptions));
+            builder.Services.AddSingleton<RedisConnection>();
+            builder.Services.AddHostedService(services => services.GetRequiredService<RedisConnection>());
             builder.Services.AddSingleton<IGenerationStore, RedisGenerationStore>();
         }
 

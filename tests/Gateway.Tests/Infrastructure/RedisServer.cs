@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using StackExchange.Redis;
@@ -10,10 +11,12 @@ namespace Gateway.Tests.Infrastructure;
 /// <summary>
 /// A real redis-server for the whole test run, on a free loopback port (or the one REDIS_URL names).
 /// A machine without it fails the tests with a message saying how to get it; nothing is skipped.
+/// A test that kills Redis starts one of its own with <see cref="StartDurableAsync"/>.
 /// </summary>
 public sealed class RedisServer : IAsyncLifetime
 {
     private System.Diagnostics.Process? _process;
+    private string[] _arguments = [];
 
     public string ConnectionString { get; private set; } = "";
 
@@ -36,42 +39,44 @@ public sealed class RedisServer : IAsyncLifetime
             return;
         }
 
-        Port = FreePort();
-        var start = new ProcessStartInfo("redis-server",
-            ["--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--databases", "10000"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        try
-        {
-            _process = System.Diagnostics.Process.Start(start)!;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException(
-                "redis-server is not installed: run 'apt-get install -y redis-server' (or set REDIS_URL to a Redis to use).", e);
-        }
-
-        _process.OutputDataReceived += (_, _) => { };
-        _process.BeginOutputReadLine();
-        ConnectionString = $"127.0.0.1:{Port}";
-        for (var attempt = 0; attempt < 100; attempt++)
-        {
-            try
-            {
-                await using var redis = await ConnectionMultiplexer.ConnectAsync(ConnectionString + ",connectTimeout=500");
-                await redis.GetDatabase().PingAsync();
-                return;
-            }
-            catch (RedisConnectionException)
-            {
-                await Task.Delay(100);
-            }
-        }
-
-        throw new InvalidOperationException($"redis-server did not start on port {Port}.");
+        await StartAsync(FreePort(), ["--save", "", "--appendonly", "no"]);
     }
+
+    /// <summary>
+    /// A redis-server of the caller's own that keeps every write in an append-only file under
+    /// <paramref name="directory"/>, fsynced before it answers, so it can be killed and restarted
+    /// (<see cref="Kill"/>, <see cref="RestartAsync"/>) on the same port with nothing lost.
+    /// </summary>
+    public static async Task<RedisServer> StartDurableAsync(string directory)
+    {
+        var server = new RedisServer();
+        await server.StartAsync(FreePort(), ["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", directory]);
+        return server;
+    }
+
+    /// <summary>SIGKILL, as a crash or an OOM kill would: no shutdown, every client connection drops at once.</summary>
+    public void Kill()
+    {
+        if (_process is not { HasExited: false } process)
+        {
+            throw new InvalidOperationException("This redis-server is not running.");
+        }
+
+        process.Kill();
+        process.WaitForExit(5000);
+        process.Dispose();
+        _process = null;
+    }
+
+    /// <summary>SIGSTOP: the server keeps its sockets open but answers nothing, as a hung or partitioned Redis.</summary>
+    public void Freeze() => Signal("STOP");
+
+    /// <summary>SIGCONT: the frozen server answers again, everything queued meanwhile included.</summary>
+    public void Thaw() => Signal("CONT");
+
+    /// <summary>Starts redis-server again on the same port with the same settings (and data directory); returns once it answers PING.</summary>
+    public Task RestartAsync() =>
+        _process is null ? StartAsync(Port, _arguments) : throw new InvalidOperationException("This redis-server is still running.");
 
     public ValueTask DisposeAsync()
     {
@@ -90,5 +95,61 @@ public sealed class RedisServer : IAsyncLifetime
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private void Signal(string signal)
+    {
+        if (_process is not { HasExited: false } process)
+        {
+            throw new InvalidOperationException("This redis-server is not running.");
+        }
+
+        using var kill = System.Diagnostics.Process.Start("kill", ["-" + signal, process.Id.ToString(CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill -{signal} {process.Id} failed with {kill.ExitCode}.");
+        }
+    }
+
+    private async Task StartAsync(int port, string[] arguments)
+    {
+        Port = port;
+        _arguments = arguments;
+        var start = new ProcessStartInfo("redis-server",
+            ["--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--databases", "10000", .. arguments])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        try
+        {
+            _process = System.Diagnostics.Process.Start(start)!;
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new InvalidOperationException(
+                "redis-server is not installed: run 'apt-get install -y redis-server' (or set REDIS_URL to a Redis to use).", e);
+        }
+
+        _process.OutputDataReceived += (_, _) => { };
+        _process.BeginOutputReadLine();
+        ConnectionString = $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+        for (var attempt = 0; attempt < 100; attempt++)
+        {
+            try
+            {
+                await using var redis = await ConnectionMultiplexer.ConnectAsync(ConnectionString + ",connectTimeout=500");
+                await redis.GetDatabase().PingAsync();
+                return;
+            }
+            catch (RedisException)
+            {
+                // not listening yet, or still loading its append-only file
+                await Task.Delay(100);
+            }
+        }
+
+        throw new InvalidOperationException($"redis-server did not start on port {port}.");
     }
 }
