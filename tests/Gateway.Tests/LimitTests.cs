@@ -209,7 +209,7 @@ public sealed partial class LimitTests(RedisServer redis)
         Assert.Equal("application/problem+json", submit.Content.Headers.ContentType!.MediaType);
         Assert.Equal("urn:mai-image-gateway:problem:limits-unavailable", problem["type"]!.GetValue<string>());
         Assert.Contains("nothing was sent to fal", problem["detail"]!.GetValue<string>(), StringComparison.Ordinal);
-        Assert.Equal("5", submit.Headers.GetValues("Retry-After").Single());
+        Assert.Equal("2", submit.Headers.GetValues("Retry-After").Single());
         Assert.Equal(0, harness.Fal.SubmitCount);
 
         using var usage = await http.GetAsync("/v1/usage", TestContext.Current.CancellationToken);

@@ -95,8 +95,9 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
 
     private ProblemDetails Unavailable(HttpContext httpContext, string detail, Exception exception, string slug = "store-unavailable")
     {
-        LogStoreUnavailable(logger, exception);
-        httpContext.Response.Headers.RetryAfter = "5";
+        // The connection logs its loss and return once; a stack trace per refused request would flood the log.
+        LogStoreUnavailable(logger, exception.GetType().Name, exception.Message);
+        httpContext.Response.Headers.RetryAfter = "2"; // reconnect attempts run at most a second apart
         return new ProblemDetails
         {
             Type = ProblemTypes.For(slug),
@@ -121,8 +122,8 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
     [LoggerMessage(Level = LogLevel.Warning, Message = "Upstream failure {Kind} (fal status {FalStatus}) on {Path}")]
     private static partial void LogUpstream(ILogger logger, FalFailureKind kind, int? falStatus, PathString path);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "The store is unavailable")]
-    private static partial void LogStoreUnavailable(ILogger logger, Exception exception);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The store is unavailable: {ExceptionType}: {ExceptionMessage}")]
+    private static partial void LogStoreUnavailable(ILogger logger, string exceptionType, string exceptionMessage);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled exception")]
     private static partial void LogUnexpected(ILogger logger, Exception exception);
