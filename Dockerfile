@@ -13,8 +13,10 @@ WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY src/Gateway/Gateway.csproj src/Gateway/
 COPY src/FalEmulator/FalEmulator.csproj src/FalEmulator/
-# Restoring the gateway restores the emulator too (the gateway references it).
-RUN dotnet restore src/Gateway/Gateway.csproj -a $TARGETARCH
+# The gateway restores for Release, the configuration it is published in: only its Debug build references
+# the fal stand-in, and a restore for Debug would carry the stand-in's packages (SkiaSharp) into the image.
+RUN dotnet restore src/Gateway/Gateway.csproj -a $TARGETARCH -p:Configuration=Release \
+ && dotnet restore src/FalEmulator/FalEmulator.csproj -a $TARGETARCH
 
 FROM restore AS source
 COPY appsettings.json ./

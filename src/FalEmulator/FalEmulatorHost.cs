@@ -94,17 +94,22 @@ public sealed class FalEmulatorHost : IAsyncDisposable
         var headers = context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase);
         var entry = state.Record(context.Request.Method, context.Request.Path + context.Request.QueryString, headers,
             context.Request.ContentLength ?? 0, DateTimeOffset.UtcNow);
-        var counting = new CountingStream(context.Request.Body);
-        context.Request.Body = counting;
+        var recording = new RecordingStream(context.Request.Body, entry, keepText: IsSmallJson(context.Request));
+        context.Request.Body = recording;
         try
         {
             await next(context);
         }
         finally
         {
-            entry.BodyLength = Math.Max(entry.BodyLength, counting.BytesRead);
+            entry.BodyLength = Math.Max(entry.BodyLength, recording.BytesRead);
         }
     }
+
+    private static bool IsSmallJson(HttpRequest request) =>
+        request.ContentLength is null or <= RecordingStream.MaxKeptBytes
+        && request.ContentType is { } type
+        && type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase);
 }
 
 internal static class FalEmulatorServiceExtensions
@@ -126,9 +131,17 @@ internal static class FalEmulatorServiceExtensions
     }
 }
 
-/// <summary>Counts the bytes a handler reads, for bodies sent without Content-Length.</summary>
-internal sealed class CountingStream(Stream inner) : Stream
+/// <summary>
+/// Counts the bytes a handler reads, for bodies sent without Content-Length, and with <paramref name="keepText"/>
+/// keeps a body of at most <see cref="MaxKeptBytes"/> as the entry's text once it has been read to its end
+/// (before the handler answers, so a test that has the answer also has the body).
+/// </summary>
+internal sealed class RecordingStream(Stream inner, FalEmulatorState.RequestEntry entry, bool keepText) : Stream
 {
+    public const int MaxKeptBytes = 64 * 1024;
+
+    private MemoryStream? _kept = keepText ? new MemoryStream() : null;
+
     public long BytesRead { get; private set; }
 
     public override bool CanRead => inner.CanRead;
@@ -150,14 +163,14 @@ internal sealed class CountingStream(Stream inner) : Stream
     public override int Read(byte[] buffer, int offset, int count)
     {
         var read = inner.Read(buffer, offset, count);
-        BytesRead += read;
+        Saw(buffer.AsSpan(offset, read), asked: count);
         return read;
     }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         var read = await inner.ReadAsync(buffer, cancellationToken);
-        BytesRead += read;
+        Saw(buffer.Span[..read], asked: buffer.Length);
         return read;
     }
 
@@ -169,4 +182,27 @@ internal sealed class CountingStream(Stream inner) : Stream
     public override void SetLength(long value) => throw new NotSupportedException();
 
     public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    private void Saw(ReadOnlySpan<byte> bytes, int asked)
+    {
+        BytesRead += bytes.Length;
+        if (_kept is null)
+        {
+            return;
+        }
+
+        if (bytes.Length == 0 && asked > 0)
+        {
+            entry.Body = System.Text.Encoding.UTF8.GetString(_kept.GetBuffer(), 0, (int)_kept.Length);
+            _kept = null;
+        }
+        else if (_kept.Length + bytes.Length > MaxKeptBytes)
+        {
+            _kept = null; // too large to keep: BodyLength still says how large
+        }
+        else
+        {
+            _kept.Write(bytes);
+        }
+    }
 }

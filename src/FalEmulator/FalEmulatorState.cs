@@ -241,11 +241,16 @@ public sealed class FalEmulatorState
     {
         public long BodyLength { get; set; }
 
-        public RecordedRequest ToRecord() => new(method, pathAndQuery, headers, BodyLength, at);
+        public string? Body { get; set; }
+
+        public RecordedRequest ToRecord() => new(method, pathAndQuery, headers, BodyLength, at, Body);
     }
 }
 
-public sealed record RecordedRequest(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, long BodyLength, DateTimeOffset At);
+/// <summary>One request the stand-in received.</summary>
+/// <param name="Body">The body as text when it was JSON of at most 64 KB and was read to its end (e.g. every submit); otherwise null.</param>
+public sealed record RecordedRequest(
+    string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, long BodyLength, DateTimeOffset At, string? Body);
 
 /// <summary>One webhook POST: where it went and what came back (StatusCode null when the connection failed or it was not sent).</summary>
 /// <remarks><see cref="At"/> is when the answer came back; <see cref="SentAt"/> when the POST started, for latency measurements.</remarks>

@@ -132,6 +132,29 @@ public sealed class DockerfileTests
         Assert.Contains("-c Release", publish[0].Arguments, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Restore decides which project references count, and a plain <c>dotnet restore</c> evaluates Debug, where
+    /// the gateway references the fal stand-in: its packages (SkiaSharp) would reach the Release publish.
+    /// </summary>
+    [Fact]
+    public void Restore_OfTheGateway_IsForRelease_AndEveryPublishedProjectIsRestored()
+    {
+        var commands = File.Stages.SelectMany(s => s.All("RUN"))
+            .SelectMany(r => r.Arguments.Split("&&"))
+            .Select(c => c.Trim())
+            .ToList();
+        var gateway = commands.Where(c => c.StartsWith("dotnet restore src/Gateway", StringComparison.Ordinal)).ToList();
+        Assert.True(gateway.Count == 1, $"The Dockerfile should restore src/Gateway once; it runs [{string.Join("; ", gateway)}].");
+        Assert.Matches(@"(-p|/p|--property):Configuration=Release(\s|$)", gateway[0]);
+
+        foreach (var publish in commands.Where(c => c.StartsWith("dotnet publish ", StringComparison.Ordinal) && c.Contains("--no-restore", StringComparison.Ordinal)))
+        {
+            var project = publish.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2];
+            Assert.True(commands.Any(c => c.StartsWith($"dotnet restore {project}", StringComparison.Ordinal)),
+                $"`{publish}` does not restore, and nothing restores {project} before it.");
+        }
+    }
+
     [Fact]
     public void DockerIgnore_KeepsBuildOutputTestsAndGitOutOfTheContext()
     {

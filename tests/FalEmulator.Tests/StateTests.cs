@@ -50,6 +50,23 @@ public sealed class StateTests
     }
 
     [Fact]
+    public async Task Requests_KeepASmallJsonBodyAsText_NotALargeOneNorAGet()
+    {
+        await using var emulator = await Emulator.Start();
+        var submitted = await emulator.Accepted(new { prompt = "kept", num_images = 2 });
+        var large = new string('x', 70_000);
+        await emulator.Submit(new { prompt = "too large to keep", image_urls = new[] { "https://example.com/" + large } }, Emulator.EditModel);
+        await emulator.Get(submitted.GetProperty("status_url").GetString()!);
+
+        var requests = emulator.State.Requests;
+
+        Assert.Equal("""{"prompt":"kept","num_images":2}""", requests[0].Body);
+        Assert.Null(requests[1].Body);
+        Assert.True(requests[1].BodyLength > 70_000, $"BodyLength {requests[1].BodyLength}");
+        Assert.Null(requests[2].Body);
+    }
+
+    [Fact]
     public async Task Reset_ClearsCountersRequestsAndFaults_ButKeepsJobs()
     {
         await using var emulator = await Emulator.Start();

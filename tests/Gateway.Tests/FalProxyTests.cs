@@ -217,6 +217,21 @@ public sealed class FalProxyTests(RedisServer redis)
     }
 
     [Fact]
+    public async Task Proxy_Submit_ForwardsOnlyTheValidatedInput()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+
+        using var response = await ProxyAsync(harness.Client(), HttpMethod.Post, Model,
+            """{"prompt":"a lighthouse","num_images":2,"output_format":"webp","aspect_ratio":null,"sync_mode":false}""");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var (path, body) = harness.ForwardedSubmit();
+        Assert.Equal("/microsoft/mai-image-2.5", path);
+        // The caller's null is dropped; a false it chose is kept, as fal's own client would send it.
+        GatewayHarness.AssertSameJson("""{"prompt":"a lighthouse","num_images":2,"output_format":"webp","sync_mode":false}""", body);
+    }
+
+    [Fact]
     public async Task Proxy_Submit_ReplacesTheCallersFalWebhookWithTheGateways()
     {
         await using var harness = await GatewayHarness.StartAsync(redis,

@@ -110,6 +110,18 @@ public sealed class HostingTests(RedisServer redis)
         Assert.True(output.Contains("Clients__{name}__KeySha256", StringComparison.Ordinal), output);
     }
 
+    /// <summary>The stand-in answers with fake images: outside Development it must not start, whatever the build.</summary>
+    [Fact]
+    public async Task Start_InProductionWithTheStandIn_ExitsNamingFalUseEmulator()
+    {
+        var environment = ValidEnvironment();
+        environment["Fal__UseEmulator"] = "true";
+        var (exitCode, output) = await RunGatewayProcessAsync(environment);
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output}");
+        Assert.Contains("Fal__UseEmulator=true is refused in the Production environment", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("fal stand-in running", output, StringComparison.Ordinal);
+    }
+
     private static Dictionary<string, string> ValidEnvironment() => new()
     {
         ["ASPNETCORE_ENVIRONMENT"] = "Production",

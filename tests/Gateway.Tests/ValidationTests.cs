@@ -135,9 +135,32 @@ public sealed class ValidationTests(RedisServer redis)
     public async Task Submit_SendsOnlyTheFieldsTheCallerSet_InFalsNames()
     {
         await using var harness = await GatewayHarness.StartAsync(redis);
-        await harness.Client().SubmitAsync(new { prompt = "exact", num_images = 2, aspect_ratio = "4:5" });
+        // output_format null is "not sent": fal gets no null, and no default the caller did not choose.
+        await harness.Client().SubmitAsync(new { prompt = "exact \"quoted\" ünïcode", num_images = 2, aspect_ratio = "4:5", output_format = (string?)null });
         var submit = harness.Fal.Requests.Single(r => r.Method == "POST");
         Assert.Equal("/microsoft/mai-image-2.5", submit.PathAndQuery);
         Assert.Equal($"Key {harness.FalKey}", submit.Headers["Authorization"]);
+        GatewayHarness.AssertSameJson("""{"prompt":"exact \"quoted\" ünïcode","num_images":2,"aspect_ratio":"4:5"}""", harness.ForwardedSubmit().Body);
+    }
+
+    [Fact]
+    public async Task Submit_WithEveryField_SendsEachInFalsNames()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+        await harness.Client().SubmitAsync(new { prompt = "all", num_images = 4, aspect_ratio = "21:9", output_format = "webp", sync_mode = true });
+        GatewayHarness.AssertSameJson("""{"prompt":"all","num_images":4,"aspect_ratio":"21:9","output_format":"webp","sync_mode":true}""",
+            harness.ForwardedSubmit().Body);
+    }
+
+    [Fact]
+    public async Task Edit_SendsOnlyTheFieldsTheCallerSet_ToTheEditModel()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+        var image = GenerationFlowTests.TinyPngDataUri();
+        await harness.Client().SubmitAsync(
+            new { prompt = "make it blue", image_urls = new[] { "https://example.com/input.png", image }, output_format = "jpeg" }, "/v1/edits");
+        var (path, body) = harness.ForwardedSubmit();
+        Assert.Equal("/microsoft/mai-image-2.5/edit", path);
+        GatewayHarness.AssertSameJson($$"""{"prompt":"make it blue","image_urls":["https://example.com/input.png","{{image}}"],"output_format":"jpeg"}""", body);
     }
 }

@@ -1,4 +1,3 @@
-using FalEmulator;
 using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
 
@@ -8,10 +7,7 @@ internal static class UpstreamExtensions
 {
     public static IHostApplicationBuilder AddFalUpstream(this IHostApplicationBuilder builder)
     {
-        if (builder.Configuration.GetSection(FalOptions.SectionName).GetValue<bool>(nameof(FalOptions.UseEmulator)))
-        {
-            builder.StartInProcessEmulator();
-        }
+        builder.AddFalStandIn();
 
         builder.Services.AddOptions<FalOptions>()
             .BindConfiguration(FalOptions.SectionName)
@@ -45,23 +41,5 @@ internal static class UpstreamExtensions
                     resilience.CircuitBreaker.SamplingDuration.Ticks, fal.AttemptTimeout.Ticks * 2));
             });
         return builder;
-    }
-
-    /// <summary>Development without a FAL key: the fal stand-in runs inside the gateway on a loopback port.</summary>
-    private static void StartInProcessEmulator(this IHostApplicationBuilder builder)
-    {
-        var emulatorOptions = new FalEmulatorOptions();
-        builder.Configuration.GetSection(FalEmulatorOptions.SectionName).Bind(emulatorOptions);
-        var emulator = FalEmulatorHost.StartAsync(emulatorOptions).GetAwaiter().GetResult();
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Fal:QueueBaseUrl"] = emulator.QueueBaseUrl,
-            ["Fal:RestBaseUrl"] = emulator.RestBaseUrl,
-            ["Fal:RunBaseUrl"] = emulator.RunBaseUrl,
-            ["Fal:JwksUrl"] = emulator.JwksUrl,
-            ["Fal:Key"] = emulatorOptions.Key,
-        });
-        builder.Services.AddSingleton(_ => emulator); // disposed (stopped) with the container
-        Console.WriteLine($"fal stand-in running at {emulator.BaseUrl} (Fal:UseEmulator=true)");
     }
 }

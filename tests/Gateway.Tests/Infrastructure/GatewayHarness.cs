@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json.Nodes;
 using FalEmulator;
 
 namespace Gateway.Tests.Infrastructure;
@@ -141,6 +142,18 @@ public sealed class GatewayHarness : IAsyncDisposable
     }
 
     public string Logs() => _logs.Text;
+
+    /// <summary>The one submit fal received: where it went and its JSON body as the stand-in recorded it.</summary>
+    public (string PathAndQuery, JsonObject Body) ForwardedSubmit()
+    {
+        var submit = Assert.Single(Fal.Requests, r => r.Method == "POST");
+        Assert.True(submit.Body is not null, $"the stand-in kept no body for the submit ({submit.BodyLength} bytes)");
+        return (submit.PathAndQuery, JsonNode.Parse(submit.Body)!.AsObject());
+    }
+
+    /// <summary>Exactly these fields and values (order aside): nothing added, nothing null, nothing renamed.</summary>
+    public static void AssertSameJson(string expected, JsonNode actual) =>
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse(expected), actual), $"fal received {actual.ToJsonString()}\nexpected      {expected}");
 
     /// <summary>Secrets that must appear in no response and no log line.</summary>
     public IEnumerable<string> Secrets => [FalKey, FalKey.Split(':')[0], "SECRETPART", AlphaKey, BetaKey];

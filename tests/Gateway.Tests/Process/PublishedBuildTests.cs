@@ -54,6 +54,38 @@ public sealed class PublishedBuildTests(RedisServer redis, PublishedGateway publ
         Assert.DoesNotContain(ProcessHarness.ClientKey, world.Gateway.Output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void PublishedBuild_CarriesNoFalStandInAndNoSkiaSharp()
+    {
+        var files = Directory.EnumerateFiles(published.OutputDirectory, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(published.OutputDirectory, f))
+            .ToList();
+        Assert.Contains("Gateway.dll", files);
+        var standIn = files.Where(f => Path.GetFileName(f) is var name
+            && (name.StartsWith("FalEmulator", StringComparison.OrdinalIgnoreCase) || name.Contains("SkiaSharp", StringComparison.OrdinalIgnoreCase)))
+            .ToList();
+        Assert.True(standIn.Count == 0, $"the Release publish ships the stand-in or SkiaSharp: {string.Join(", ", standIn)}");
+
+        var dependencies = File.ReadAllText(Path.Combine(published.OutputDirectory, "Gateway.deps.json"));
+        Assert.DoesNotContain("FalEmulator", dependencies, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("SkiaSharp", dependencies, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>Even in Development, a build without the stand-in cannot honour Fal__UseEmulator: it stops and says so.</summary>
+    [Fact]
+    public async Task PublishedBuild_AskedForTheStandIn_ExitsNamingFalUseEmulator()
+    {
+        using var gateway = ProcessGateway.Start(published.Dll, new Dictionary<string, string>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Development",
+            ["Fal__UseEmulator"] = "true",
+        });
+        Assert.True(await gateway.WaitForExitAsync(TimeSpan.FromSeconds(60)), $"the gateway did not stop:\n{gateway.Output}");
+        Assert.True(gateway.ExitCode == 1, $"the gateway exited with {gateway.ExitCode}:\n{gateway.Output}");
+        Assert.Contains("The gateway cannot start: its configuration is not valid.", gateway.Output, StringComparison.Ordinal);
+        Assert.Contains("Fal__UseEmulator=true, but this build of the gateway carries no fal stand-in", gateway.Output, StringComparison.Ordinal);
+    }
+
     private static async Task<string> ScrapeUntilAsync(HttpClient client, ProcessHarness world, Func<string, bool> done)
     {
         var text = await ScrapeAsync(client, world);

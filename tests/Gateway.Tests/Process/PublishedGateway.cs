@@ -13,6 +13,9 @@ public sealed class PublishedGateway : IAsyncLifetime
 
     public string Dll => Path.Combine(_directory, "Gateway.dll");
 
+    /// <summary>The publish output, as the image's /app holds it.</summary>
+    public string OutputDirectory => _directory;
+
     public async ValueTask InitializeAsync()
     {
         var start = new ProcessStartInfo("dotnet",
