@@ -58,7 +58,7 @@ public sealed class FalOptions : IValidatableObject
         {
             yield return new ValidationResult(
                 "No FAL key is configured: set Fal__Key (or FAL_KEY, or FAL_KEY_ID and FAL_KEY_SECRET), "
-                + "or Fal__UseEmulator=true to use the offline fal stand-in.", [nameof(Key)]);
+                + "or, in Development, Fal__UseEmulator=true to use the offline fal stand-in.", [nameof(Key)]);
         }
 
         if (Model.Split('/') is not { Length: >= 2 } parts || parts.Any(string.IsNullOrWhiteSpace))
