@@ -13,7 +13,7 @@ namespace Gateway.Tests.Process;
 /// </summary>
 public sealed class ProcessGateway : IDisposable
 {
-    private const int KeptLines = 400;
+    public const int KeptLines = 400;
 
     /// <summary>Inherited variables that would configure the child behind the caller's back.</summary>
     private static readonly string[] ForeignPrefixes =
@@ -21,10 +21,12 @@ public sealed class ProcessGateway : IDisposable
 
     private readonly System.Diagnostics.Process _process;
     private readonly ConcurrentQueue<string> _output = new();
+    private readonly int _keptLines;
 
-    private ProcessGateway(System.Diagnostics.Process process, int port)
+    private ProcessGateway(System.Diagnostics.Process process, int port, int keptLines)
     {
         _process = process;
+        _keptLines = keptLines;
         Port = port;
         BaseAddress = new Uri($"http://127.0.0.1:{port}");
     }
@@ -46,14 +48,14 @@ public sealed class ProcessGateway : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
-    /// <summary>The last lines the process wrote (stdout and stderr, interleaved as they arrived).</summary>
+    /// <summary>The last lines the process wrote (stdout and stderr, interleaved as they arrived); all of them with <c>keptLines: int.MaxValue</c>.</summary>
     public string Output => string.Join('\n', _output);
 
     /// <summary>
     /// Starts <paramref name="dll"/> on a free loopback port with <paramref name="environment"/> on top of
     /// ASPNETCORE_ENVIRONMENT=Production and ASPNETCORE_URLS=http://127.0.0.1:{port}.
     /// </summary>
-    public static ProcessGateway Start(string dll, IReadOnlyDictionary<string, string> environment, int? port = null)
+    public static ProcessGateway Start(string dll, IReadOnlyDictionary<string, string> environment, int? port = null, int keptLines = KeptLines)
     {
         if (!File.Exists(dll))
         {
@@ -81,7 +83,7 @@ public sealed class ProcessGateway : IDisposable
         }
 
         var process = new System.Diagnostics.Process { StartInfo = start };
-        var gateway = new ProcessGateway(process, chosen);
+        var gateway = new ProcessGateway(process, chosen, keptLines);
         process.OutputDataReceived += (_, e) => gateway.Keep(e.Data);
         process.ErrorDataReceived += (_, e) => gateway.Keep(e.Data is null ? null : "[stderr] " + e.Data);
         process.Start();
@@ -204,7 +206,7 @@ public sealed class ProcessGateway : IDisposable
         }
 
         _output.Enqueue(line);
-        while (_output.Count > KeptLines && _output.TryDequeue(out _))
+        while (_output.Count > _keptLines && _output.TryDequeue(out _))
         {
         }
     }

@@ -41,7 +41,8 @@ public sealed class ProcessHarness : IAsyncDisposable
         string dll,
         Action<FalEmulatorOptions>? emulator = null,
         IReadOnlyDictionary<string, string>? settings = null,
-        bool webhooks = false)
+        bool webhooks = false,
+        int keptLines = ProcessGateway.KeptLines)
     {
         var falKey = "fal-key-" + Guid.NewGuid().ToString("N") + ":SECRETPART";
         var options = new FalEmulatorOptions
@@ -80,7 +81,7 @@ public sealed class ProcessHarness : IAsyncDisposable
         ProcessGateway? gateway = null;
         try
         {
-            gateway = ProcessGateway.Start(dll, environment, port);
+            gateway = ProcessGateway.Start(dll, environment, port, keptLines);
             await gateway.WaitUntilReadyAsync(TimeSpan.FromSeconds(90), TestContext.Current.CancellationToken);
             return new ProcessHarness(fal, gateway, falKey, connection);
         }
