@@ -37,6 +37,11 @@ internal static class HostingExtensions
             }
         }, preserveStaticLogger: true); // each host logs through its own logger, never a process-wide one
 
+        // Every factory client, also those a feature registers later, logs through the header-free logger and no
+        // other: no request header (the FAL key is one) can reach a log at any level.
+        builder.Services.AddSingleton<HeaderFreeHttpClientLogger>();
+        builder.Services.ConfigureHttpClientDefaults(http => http.RemoveAllLoggers().AddLogger<HeaderFreeHttpClientLogger>());
+
         builder.Services.ConfigureHttpJsonOptions(options =>
         {
             options.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
