@@ -92,7 +92,27 @@ public sealed class ProcessGateway : IDisposable
         return gateway;
     }
 
-    /// <summary>Polls <c>/health/ready</c> until it answers 200; throws with the process output if it exits or time runs out.</summary>
+    /// <summary>True once the process wrote that Kestrel listens on its port (Microsoft.Hosting.Lifetime, Information).</summary>
+    public bool IsListening => _output.Any(line => line.Contains("Now listening on", StringComparison.Ordinal)
+        && line.Contains($"127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}", StringComparison.Ordinal));
+
+    /// <summary>True when the process ended because another socket had taken its port first.</summary>
+    public bool LostItsPort()
+    {
+        if (!_process.HasExited)
+        {
+            return false;
+        }
+
+        _process.WaitForExit(); // exited: this only waits for the last lines of its output
+        return _output.Any(line => line.Contains("address already in use", StringComparison.OrdinalIgnoreCase));
+    }
+
+    /// <summary>
+    /// Polls <c>/health/ready</c> until it answers 200 and the process says it listens on the port: the port was
+    /// free when <see cref="FreePort"/> looked, but something else may have bound it before this process did, and
+    /// then the 200 is another server's. Throws with the process output if it exits or time runs out.
+    /// </summary>
     public async Task WaitUntilReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         using var http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(5) };
@@ -108,16 +128,20 @@ public sealed class ProcessGateway : IDisposable
             try
             {
                 using var response = await http.GetAsync(new Uri("/health/ready", UriKind.Relative), cancellationToken);
-                if (response.StatusCode == HttpStatusCode.OK)
+                if (response.StatusCode == HttpStatusCode.OK && IsListening && !_process.HasExited)
                 {
                     return;
                 }
 
-                last = $"{(int)response.StatusCode}";
+                last = response.StatusCode == HttpStatusCode.OK ? "200, but this process does not say it listens on the port" : $"{(int)response.StatusCode}";
             }
             catch (HttpRequestException e)
             {
                 last = e.Message;
+            }
+            catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                last = "no answer within 5 s"; // e.g. a socket that accepts and never answers holds the port
             }
 
             await Task.Delay(100, cancellationToken);
