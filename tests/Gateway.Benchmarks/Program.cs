@@ -6,11 +6,21 @@ using FalEmulator;
 using Gateway.Benchmarks;
 using Gateway.Tests.Process;
 
-// Webhook-to-client latency and the gateway's memory with 1,000 open event streams. The gateway runs
-// as its own process (so /proc/{pid} measures it alone) against a throwaway redis-server and the fal
-// stand-in, which signs and delivers real webhooks. Bounded: everything stops after three minutes.
+// Two phases, each against the gateway as its own process (so /proc/{pid} measures it alone), a throwaway
+// redis-server and the fal stand-in, which signs and delivers real webhooks:
+//   latency  webhook-to-client latency and the memory of 1,000 open event streams (about 2 minutes)
+//   memory   RSS idle, under a few thousand mixed requests and for a minute after, once per GC configuration
+//            (chosen and old; memory=all adds the other candidates; memory=NAME,NAME picks some)
+// No argument runs both. Bounded: 3 minutes for latency and 4 per memory configuration.
+if (BenchmarkPhases.Parse(args) is not { } phases)
+{
+    await Console.Error.WriteLineAsync("usage: dotnet run -c Release --project tests/Gateway.Benchmarks -- [latency] [memory[=all|NAME,NAME]]\n"
+        + "configurations: " + string.Join(", ", GcConfiguration.All.Select(c => $"{c.Name} ({c.Description})")));
+    return 64;
+}
+
 var configuration = typeof(BenchmarkRun).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Release";
-using var overall = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+using var overall = new CancellationTokenSource(phases.Budget);
 Console.CancelKeyPress += (_, e) =>
 {
     e.Cancel = true;
@@ -21,12 +31,12 @@ var run = new BenchmarkRun(configuration);
 AppDomain.CurrentDomain.ProcessExit += (_, _) => run.Kill();
 try
 {
-    await run.ExecuteAsync(overall.Token);
+    await run.ExecuteAsync(phases, overall.Token);
     return 0;
 }
 catch (OperationCanceledException) when (overall.IsCancellationRequested)
 {
-    await Console.Error.WriteLineAsync("The benchmark did not finish within 3 minutes; stopped.\n" + run.GatewayOutput);
+    await Console.Error.WriteLineAsync($"The benchmark did not finish within {phases.Budget.TotalMinutes:F0} minutes; stopped.\n" + run.GatewayOutput);
     return 2;
 }
 catch (InvalidOperationException e)
@@ -37,6 +47,52 @@ catch (InvalidOperationException e)
 finally
 {
     await run.DisposeAsync();
+}
+
+/// <summary>What to run, from the command line.</summary>
+internal sealed record BenchmarkPhases(bool Latency, IReadOnlyList<GcConfiguration> Memory)
+{
+    public TimeSpan Budget => TimeSpan.FromMinutes((Latency ? 3 : 0) + 4 * Memory.Count);
+
+    public static BenchmarkPhases? Parse(string[] args)
+    {
+        if (args.Length == 0)
+        {
+            return new BenchmarkPhases(true, [GcConfiguration.Chosen, GcConfiguration.Old]);
+        }
+
+        var latency = false;
+        var memory = new List<GcConfiguration>();
+        foreach (var arg in args)
+        {
+            var (name, value) = arg.Split('=', 2) switch { [var n] => (n, null), [var n, var v] => (n, v), _ => (arg, null) };
+            if (name == "latency" && value is null)
+            {
+                latency = true;
+            }
+            else if (name == "memory")
+            {
+                var names = value is null ? [GcConfiguration.Chosen.Name, GcConfiguration.Old.Name]
+                    : value == "all" ? GcConfiguration.All.Select(c => c.Name).ToArray()
+                    : value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                foreach (var wanted in names)
+                {
+                    if (GcConfiguration.All.FirstOrDefault(c => c.Name == wanted) is not { } found)
+                    {
+                        return null;
+                    }
+
+                    memory.Add(found);
+                }
+            }
+            else
+            {
+                return null;
+            }
+        }
+
+        return new BenchmarkPhases(latency, memory);
+    }
 }
 
 internal sealed class BenchmarkRun(string configuration) : IAsyncDisposable
@@ -55,27 +111,52 @@ internal sealed class BenchmarkRun(string configuration) : IAsyncDisposable
     public string GatewayOutput => _gateway is null ? ""
         : $"gateway {(_gateway.HasExited ? $"exited with {_gateway.ExitCode}" : "still running")}; its last lines:\n{_gateway.Output}";
 
-    public async Task ExecuteAsync(CancellationToken cancellationToken)
+    private readonly string _falKey = "bench-" + Guid.NewGuid().ToString("N") + ":secret";
+    private readonly string _clientKey = "bench-client-" + Guid.NewGuid().ToString("N");
+
+    public async Task ExecuteAsync(BenchmarkPhases phases, CancellationToken cancellationToken)
     {
-        var falKey = "bench-" + Guid.NewGuid().ToString("N") + ":secret";
-        var clientKey = "bench-client-" + Guid.NewGuid().ToString("N");
         _redis = await LocalRedis.StartAsync(cancellationToken);
         _fal = await FalEmulatorHost.StartAsync(new FalEmulatorOptions
         {
-            Key = falKey,
+            Key = _falKey,
             QueueTime = TimeSpan.FromMilliseconds(20),
             RunTime = TimeSpan.FromSeconds(3),
             MaxConcurrent = 10_000,
             ImageLongSide = 64,
         }, cancellationToken: cancellationToken);
 
-        var port = ProcessGateway.FreePort();
-        var dll = ProcessGateway.BuiltDll(configuration);
-        _gateway = ProcessGateway.Start(dll, new Dictionary<string, string>
+        Console.WriteLine($"{Environment.ProcessorCount} cores; redis on {_redis.Port}");
+        if (phases.Latency)
         {
-            ["ConnectionStrings__Redis"] = _redis.ConnectionString,
-            ["Fal__Key"] = falKey,
-            ["Fal__QueueBaseUrl"] = _fal.QueueBaseUrl,
+            await RunLatencyAsync(cancellationToken);
+        }
+
+        var memory = new List<MemoryFigures>();
+        foreach (var gc in phases.Memory)
+        {
+            var gateway = await StartGatewayAsync(gc.Environment, cancellationToken);
+            Console.WriteLine($"memory after load: {gc.Name} ({gc.Description}), gateway pid {gateway.ProcessId}…");
+            using var scraper = new HttpClient { BaseAddress = gateway.BaseAddress, Timeout = TimeSpan.FromSeconds(10) };
+            memory.Add(await MemoryAfterLoad.MeasureAsync(gateway, _clientKey, gc, () => ManagedHeapAsync(scraper, cancellationToken), cancellationToken));
+        }
+
+        if (memory.Count > 0)
+        {
+            Console.WriteLine(MemoryAfterLoad.Report(memory));
+        }
+    }
+
+    /// <summary>Starts a fresh gateway process (ending the previous one) with <paramref name="extra"/> on top of the benchmark's settings.</summary>
+    private async Task<ProcessGateway> StartGatewayAsync(IReadOnlyDictionary<string, string> extra, CancellationToken cancellationToken)
+    {
+        _gateway?.Dispose();
+        var port = ProcessGateway.FreePort();
+        var environment = new Dictionary<string, string>
+        {
+            ["ConnectionStrings__Redis"] = _redis!.ConnectionString,
+            ["Fal__Key"] = _falKey,
+            ["Fal__QueueBaseUrl"] = _fal!.QueueBaseUrl,
             ["Fal__RestBaseUrl"] = _fal.RestBaseUrl,
             ["Fal__RunBaseUrl"] = _fal.RunBaseUrl,
             ["Fal__JwksUrl"] = _fal.JwksUrl,
@@ -83,19 +164,31 @@ internal sealed class BenchmarkRun(string configuration) : IAsyncDisposable
             // Only the webhook may end a stream: no stream looks at fal itself, the reconciler waits a minute.
             ["Gateway__EventStreamPollInterval"] = "00:00:30",
             ["Gateway__WebhookGracePeriod"] = "00:01:00",
-            ["Clients__bench__KeySha256"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(clientKey))),
+            ["Clients__bench__KeySha256"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(_clientKey))),
             ["Clients__bench__RequestsPerMinute"] = "1000000",
             ["Clients__bench__ImagesPerDay"] = "10000000",
-            ["Clients__bench__MaxConcurrent"] = "100000", // the benchmark is about streams, not the client's limits
+            ["Clients__bench__MaxConcurrent"] = "100000", // the benchmark is about streams and memory, not the client's limits
             ["Serilog__MinimumLevel__Default"] = Environment.GetEnvironmentVariable("BENCH_GATEWAY_LOG_LEVEL") ?? "Warning",
             ["Serilog__MinimumLevel__Override__Microsoft.Hosting.Lifetime"] = "Information", // start and stop, should it stop early
-        }, port);
+        };
+        foreach (var (name, value) in extra)
+        {
+            environment[name] = value;
+        }
+
+        _gateway = ProcessGateway.Start(ProcessGateway.BuiltDll(configuration), environment, port);
         await _gateway.WaitUntilReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
+        return _gateway;
+    }
+
+    private async Task RunLatencyAsync(CancellationToken cancellationToken)
+    {
+        _gateway = await StartGatewayAsync(GcConfiguration.Chosen.Environment, cancellationToken);
         var started = _gateway.Memory();
         using var scraper = new HttpClient { BaseAddress = _gateway.BaseAddress, Timeout = TimeSpan.FromSeconds(10) };
 
-        using var client = new BenchmarkClient(_gateway.BaseAddress, clientKey);
-        Console.WriteLine($"gateway pid {_gateway.ProcessId} ({configuration}) on {_gateway.BaseAddress}; redis on {_redis.Port}; {Environment.ProcessorCount} cores");
+        using var client = new BenchmarkClient(_gateway.BaseAddress, _clientKey);
+        Console.WriteLine($"gateway pid {_gateway.ProcessId} ({configuration}) on {_gateway.BaseAddress}");
 
         // Warm-up: JIT, the JWKS fetch, Redis and HTTP connections.
         await RunOneStreamPerGenerationAsync(client, WarmUpGenerations, 300, cancellationToken);

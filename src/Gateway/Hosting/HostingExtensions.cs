@@ -38,6 +38,11 @@ internal static class HostingExtensions
             }
         }, preserveStaticLogger: true); // each host logs through its own logger, never a process-wide one
 
+        // Every factory client, also those a feature registers later, logs through the header-free logger and no
+        // other: no request header (the FAL key is one) can reach a log at any level.
+        builder.Services.AddSingleton<HeaderFreeHttpClientLogger>();
+        builder.Services.ConfigureHttpClientDefaults(http => http.RemoveAllLoggers().AddLogger<HeaderFreeHttpClientLogger>());
+
         // The contract, not the Web defaults (which match names in any case and read "4" as 4): names match
         // exactly, numbers are JSON numbers, and a property sent twice is refused rather than the last one winning.
         builder.Services.ConfigureHttpJsonOptions(options =>

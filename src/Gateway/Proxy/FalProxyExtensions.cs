@@ -4,7 +4,10 @@ using Yarp.ReverseProxy.Forwarder;
 
 namespace Gateway.Proxy;
 
-/// <summary>The one HTTP client of the proxy route, as YARP's docs set it up: no proxy, no redirects, no cookies, no Polly.</summary>
+/// <summary>
+/// The one HTTP client of the proxy route, as YARP's docs set it up: no proxy, no redirects, no cookies, no Polly,
+/// and no logging handler (YARP itself logs the destination URL and status, never a header: the FAL key is one).
+/// </summary>
 internal sealed class FalProxyInvoker : IDisposable
 {
     public HttpMessageInvoker Invoker { get; } = new(new SocketsHttpHandler

@@ -155,6 +155,12 @@ public sealed class GatewayHarness : IAsyncDisposable
     public static void AssertSameJson(string expected, JsonNode actual) =>
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse(expected), actual), $"fal received {actual.ToJsonString()}\nexpected      {expected}");
 
+    /// <summary>Every log event the replicas wrote so far.</summary>
+    public IReadOnlyCollection<Serilog.Events.LogEvent> LogEvents => _logs.Events;
+
+    /// <summary>Where <paramref name="secret"/> shows in the logs (message, any property at any depth, exception).</summary>
+    public IEnumerable<string> LogOccurrences(string secret) => _logs.Occurrences(secret);
+
     /// <summary>Secrets that must appear in no response and no log line.</summary>
     public IEnumerable<string> Secrets => [FalKey, FalKey.Split(':')[0], "SECRETPART", AlphaKey, BetaKey];
 
@@ -177,7 +183,8 @@ public sealed class GatewayHarness : IAsyncDisposable
         Assert.False(string.IsNullOrEmpty(logs), "The gateway wrote no log lines: the secret check would prove nothing.");
         foreach (var secret in Secrets)
         {
-            Assert.False(logs.Contains(secret, StringComparison.Ordinal), $"A secret appeared in the gateway's logs: {secret[..6]}…");
+            Assert.False(logs.Contains(secret, StringComparison.Ordinal),
+                $"A secret appeared in the gateway's logs: {secret[..6]}…, e.g. in {_logs.Occurrences(secret).FirstOrDefault() ?? "the text"}");
             Assert.False(responses.Contains(secret, StringComparison.Ordinal), $"A secret appeared in a response: {secret[..6]}…");
         }
     }

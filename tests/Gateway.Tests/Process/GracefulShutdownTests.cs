@@ -29,10 +29,8 @@ public sealed class GracefulShutdownTests(RedisServer redis)
 
         // An event stream open across the signal, on a generation that outlives the drain.
         using var streams = world.Client();
-        var watched = await streams.SubmitAsync(new { prompt = "watched [[run:20000]]" });
-        using var open = await streams.GetAsync($"/v1/generations/{watched}/events", HttpCompletionOption.ResponseHeadersRead, TestContext.Current.CancellationToken);
-        var reader = new ServerSentEventReader(await open.Content.ReadAsStreamAsync(TestContext.Current.CancellationToken));
-        Assert.Equal("status", (await reader.NextAsync(TestContext.Current.CancellationToken))?.Event);
+        using var open = await OpenWatchedStreamAsync(streams, world);
+        var (watched, reader) = (open.Id, open.Reader);
 
         await Task.Delay(LoadBeforeSignal, TestContext.Current.CancellationToken);
         Assert.False(gateway.HasExited, $"the gateway died under load before the signal{world.Describe()}");
@@ -85,6 +83,27 @@ public sealed class GracefulShutdownTests(RedisServer redis)
         var firstDraining = answers.IndexOf("503");
         Assert.True(firstDraining >= 0, $"/health/ready never answered 503 between SIGTERM and exit: {seen}{world.Describe()}");
         Assert.True(!answers.Skip(firstDraining).Contains("200"), $"/health/ready said 200 after 503 while draining: {seen}");
+    }
+
+    /// <summary>
+    /// Before the signal every request must be answered; if one is not, say what the process was doing (an
+    /// unanswered request here once failed this test with nothing to say why).
+    /// </summary>
+    private static async Task<WatchedStream> OpenWatchedStreamAsync(HttpClient client, ProcessHarness world)
+    {
+        try
+        {
+            var watched = await client.SubmitAsync(new { prompt = "watched [[run:20000]]" });
+            var open = await client.GetAsync($"/v1/generations/{watched}/events", HttpCompletionOption.ResponseHeadersRead, TestContext.Current.CancellationToken);
+            var reader = new ServerSentEventReader(await open.Content.ReadAsStreamAsync(TestContext.Current.CancellationToken));
+            Assert.Equal("status", (await reader.NextAsync(TestContext.Current.CancellationToken))?.Event);
+            return new WatchedStream(watched, open, reader);
+        }
+        catch (HttpRequestException e)
+        {
+            Assert.Fail($"before SIGTERM, a request to the gateway got no answer: {e.Message}{world.Describe()}");
+            throw;
+        }
     }
 
     /// <summary>The first answer to a new event stream that is not a stream (the replica is draining), or null.</summary>
@@ -201,6 +220,11 @@ public sealed class GracefulShutdownTests(RedisServer redis)
     }
 
     private sealed record Answer(HttpStatusCode Status, string Body, string? Location);
+
+    private sealed record WatchedStream(string Id, HttpResponseMessage Response, ServerSentEventReader Reader) : IDisposable
+    {
+        public void Dispose() => Response.Dispose();
+    }
 
     /// <summary>
     /// What the load saw. A request with no answer (refused, reset) is not a failure unless it was sent

@@ -13,7 +13,7 @@ namespace Gateway.Tests.Process;
 /// </summary>
 public sealed class ProcessGateway : IDisposable
 {
-    private const int KeptLines = 400;
+    public const int KeptLines = 400;
 
     /// <summary>Inherited variables that would configure the child behind the caller's back.</summary>
     private static readonly string[] ForeignPrefixes =
@@ -21,10 +21,12 @@ public sealed class ProcessGateway : IDisposable
 
     private readonly System.Diagnostics.Process _process;
     private readonly ConcurrentQueue<string> _output = new();
+    private readonly int _keptLines;
 
-    private ProcessGateway(System.Diagnostics.Process process, int port)
+    private ProcessGateway(System.Diagnostics.Process process, int port, int keptLines)
     {
         _process = process;
+        _keptLines = keptLines;
         Port = port;
         BaseAddress = new Uri($"http://127.0.0.1:{port}");
     }
@@ -46,14 +48,14 @@ public sealed class ProcessGateway : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
-    /// <summary>The last lines the process wrote (stdout and stderr, interleaved as they arrived).</summary>
+    /// <summary>The last lines the process wrote (stdout and stderr, interleaved as they arrived); all of them with <c>keptLines: int.MaxValue</c>.</summary>
     public string Output => string.Join('\n', _output);
 
     /// <summary>
     /// Starts <paramref name="dll"/> on a free loopback port with <paramref name="environment"/> on top of
     /// ASPNETCORE_ENVIRONMENT=Production and ASPNETCORE_URLS=http://127.0.0.1:{port}.
     /// </summary>
-    public static ProcessGateway Start(string dll, IReadOnlyDictionary<string, string> environment, int? port = null)
+    public static ProcessGateway Start(string dll, IReadOnlyDictionary<string, string> environment, int? port = null, int keptLines = KeptLines)
     {
         if (!File.Exists(dll))
         {
@@ -81,7 +83,7 @@ public sealed class ProcessGateway : IDisposable
         }
 
         var process = new System.Diagnostics.Process { StartInfo = start };
-        var gateway = new ProcessGateway(process, chosen);
+        var gateway = new ProcessGateway(process, chosen, keptLines);
         process.OutputDataReceived += (_, e) => gateway.Keep(e.Data);
         process.ErrorDataReceived += (_, e) => gateway.Keep(e.Data is null ? null : "[stderr] " + e.Data);
         process.Start();
@@ -90,7 +92,27 @@ public sealed class ProcessGateway : IDisposable
         return gateway;
     }
 
-    /// <summary>Polls <c>/health/ready</c> until it answers 200; throws with the process output if it exits or time runs out.</summary>
+    /// <summary>True once the process wrote that Kestrel listens on its port (Microsoft.Hosting.Lifetime, Information).</summary>
+    public bool IsListening => _output.Any(line => line.Contains("Now listening on", StringComparison.Ordinal)
+        && line.Contains($"127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}", StringComparison.Ordinal));
+
+    /// <summary>True when the process ended because another socket had taken its port first.</summary>
+    public bool LostItsPort()
+    {
+        if (!_process.HasExited)
+        {
+            return false;
+        }
+
+        _process.WaitForExit(); // exited: this only waits for the last lines of its output
+        return _output.Any(line => line.Contains("address already in use", StringComparison.OrdinalIgnoreCase));
+    }
+
+    /// <summary>
+    /// Polls <c>/health/ready</c> until it answers 200 and the process says it listens on the port: the port was
+    /// free when <see cref="FreePort"/> looked, but something else may have bound it before this process did, and
+    /// then the 200 is another server's. Throws with the process output if it exits or time runs out.
+    /// </summary>
     public async Task WaitUntilReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         using var http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(5) };
@@ -106,16 +128,20 @@ public sealed class ProcessGateway : IDisposable
             try
             {
                 using var response = await http.GetAsync(new Uri("/health/ready", UriKind.Relative), cancellationToken);
-                if (response.StatusCode == HttpStatusCode.OK)
+                if (response.StatusCode == HttpStatusCode.OK && IsListening && !_process.HasExited)
                 {
                     return;
                 }
 
-                last = $"{(int)response.StatusCode}";
+                last = response.StatusCode == HttpStatusCode.OK ? "200, but this process does not say it listens on the port" : $"{(int)response.StatusCode}";
             }
             catch (HttpRequestException e)
             {
                 last = e.Message;
+            }
+            catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                last = "no answer within 5 s"; // e.g. a socket that accepts and never answers holds the port
             }
 
             await Task.Delay(100, cancellationToken);
@@ -204,7 +230,7 @@ public sealed class ProcessGateway : IDisposable
         }
 
         _output.Enqueue(line);
-        while (_output.Count > KeptLines && _output.TryDequeue(out _))
+        while (_output.Count > _keptLines && _output.TryDequeue(out _))
         {
         }
     }

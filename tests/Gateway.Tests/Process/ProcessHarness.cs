@@ -41,7 +41,8 @@ public sealed class ProcessHarness : IAsyncDisposable
         string dll,
         Action<FalEmulatorOptions>? emulator = null,
         IReadOnlyDictionary<string, string>? settings = null,
-        bool webhooks = false)
+        bool webhooks = false,
+        int keptLines = ProcessGateway.KeptLines)
     {
         var falKey = "fal-key-" + Guid.NewGuid().ToString("N") + ":SECRETPART";
         var options = new FalEmulatorOptions
@@ -55,40 +56,50 @@ public sealed class ProcessHarness : IAsyncDisposable
         emulator?.Invoke(options);
         var fal = await FalEmulatorHost.StartAsync(options, cancellationToken: TestContext.Current.CancellationToken);
         var connection = redis.IsolatedConnectionString();
-        var port = ProcessGateway.FreePort();
-        var environment = new Dictionary<string, string>
+        for (var attempt = 1; ; attempt++)
         {
-            ["ConnectionStrings__Redis"] = connection,
-            ["Fal__Key"] = falKey,
-            ["Fal__QueueBaseUrl"] = fal.QueueBaseUrl,
-            ["Fal__RestBaseUrl"] = fal.RestBaseUrl,
-            ["Fal__RunBaseUrl"] = fal.RunBaseUrl,
-            ["Fal__JwksUrl"] = fal.JwksUrl,
-            ["Gateway__PublicBaseUrl"] = webhooks ? $"http://127.0.0.1:{port}" : "",
-            ["Clients__process__KeySha256"] = GatewayHarness.Sha256(ClientKey),
-            // These tests load one client far past the default limits; the limits have tests of their own.
-            ["Clients__process__RequestsPerMinute"] = "1000000",
-            ["Clients__process__ImagesPerDay"] = "10000000",
-            ["Clients__process__MaxConcurrent"] = "100000",
-            ["Serilog__MinimumLevel__Default"] = "Information",
-        };
-        foreach (var (name, value) in settings ?? new Dictionary<string, string>())
-        {
-            environment[name] = value;
-        }
+            var port = ProcessGateway.FreePort();
+            var environment = new Dictionary<string, string>
+            {
+                ["ConnectionStrings__Redis"] = connection,
+                ["Fal__Key"] = falKey,
+                ["Fal__QueueBaseUrl"] = fal.QueueBaseUrl,
+                ["Fal__RestBaseUrl"] = fal.RestBaseUrl,
+                ["Fal__RunBaseUrl"] = fal.RunBaseUrl,
+                ["Fal__JwksUrl"] = fal.JwksUrl,
+                ["Gateway__PublicBaseUrl"] = webhooks ? $"http://127.0.0.1:{port}" : "",
+                ["Clients__process__KeySha256"] = GatewayHarness.Sha256(ClientKey),
+                // These tests load one client far past the default limits; the limits have tests of their own.
+                ["Clients__process__RequestsPerMinute"] = "1000000",
+                ["Clients__process__ImagesPerDay"] = "10000000",
+                ["Clients__process__MaxConcurrent"] = "100000",
+                ["Serilog__MinimumLevel__Default"] = "Information",
+                // "Now listening on …": how WaitUntilReadyAsync knows the port is this process's.
+                ["Serilog__MinimumLevel__Override__Microsoft.Hosting.Lifetime"] = "Information",
+            };
+            foreach (var (name, value) in settings ?? new Dictionary<string, string>())
+            {
+                environment[name] = value;
+            }
 
-        ProcessGateway? gateway = null;
-        try
-        {
-            gateway = ProcessGateway.Start(dll, environment, port);
-            await gateway.WaitUntilReadyAsync(TimeSpan.FromSeconds(90), TestContext.Current.CancellationToken);
-            return new ProcessHarness(fal, gateway, falKey, connection);
-        }
-        catch
-        {
-            gateway?.Dispose();
-            await fal.DisposeAsync();
-            throw;
+            ProcessGateway? gateway = null;
+            try
+            {
+                gateway = ProcessGateway.Start(dll, environment, port, keptLines);
+                await gateway.WaitUntilReadyAsync(TimeSpan.FromSeconds(90), TestContext.Current.CancellationToken);
+                return new ProcessHarness(fal, gateway, falKey, connection);
+            }
+            catch (Exception) when (attempt < 3 && gateway?.LostItsPort() == true)
+            {
+                // Another socket bound the port between FreePort and this process: try another one.
+                gateway.Dispose();
+            }
+            catch
+            {
+                gateway?.Dispose();
+                await fal.DisposeAsync();
+                throw;
+            }
         }
     }
 
