@@ -6,26 +6,14 @@ using NSec.Cryptography;
 namespace Gateway.Tests;
 
 /// <summary>fal's webhook as fal documents it, signed with real Ed25519 keys the test controls.</summary>
-public sealed class WebhookTests(RedisServer redis) : IAsyncLifetime
+public sealed class WebhookTests(RedisServer redis) : JwksTestBase
 {
-    private TestJwksServer _jwks = null!;
-    private Key _key = null!;
-
-    public async ValueTask InitializeAsync()
-    {
-        _jwks = await TestJwksServer.StartAsync();
-        _key = TestJwksServer.NewKey();
-        _jwks.Publish(_key);
-    }
-
-    public async ValueTask DisposeAsync() => await _jwks.DisposeAsync();
-
     /// <summary>A gateway whose JWKS is the test's, and whose own polling stays out of the way for a minute.</summary>
     private Task<GatewayHarness> StartAsync(Dictionary<string, string?>? extra = null)
     {
         var settings = new Dictionary<string, string?>
         {
-            ["Fal:JwksUrl"] = _jwks.Url,
+            ["Fal:JwksUrl"] = Jwks.Url,
             ["Gateway:ReconcileMinDelay"] = "00:01:00",
             ["Gateway:ReconcileMaxDelay"] = "00:02:00",
         };
@@ -60,7 +48,7 @@ public sealed class WebhookTests(RedisServer redis) : IAsyncLifetime
         var id = await client.SubmitAsync(new { prompt = "via webhook" });
         var body = OkBody(id);
 
-        using var response = await DeliverAsync(harness, body, TestJwksServer.Sign(_key, id, body, DateTimeOffset.UtcNow));
+        using var response = await DeliverAsync(harness, body, TestJwksServer.Sign(SigningKey, id, body, DateTimeOffset.UtcNow));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("COMPLETED", (await response.JsonAsync())["status"]!.GetValue<string>());
 
@@ -84,7 +72,7 @@ public sealed class WebhookTests(RedisServer redis) : IAsyncLifetime
         await using var harness = await StartAsync();
         var id = await harness.Client().SubmitAsync(new { prompt = "x" });
         var body = OkBody(id);
-        var headers = TestJwksServer.Sign(_key, id, body, DateTimeOffset.UtcNow);
+        var headers = TestJwksServer.Sign(SigningKey, id, body, DateTimeOffset.UtcNow);
         headers.Remove(header);
 
         await AssertRefusedAsync(harness, id, await DeliverAsync(harness, body, headers), HttpStatusCode.Unauthorized, "webhook-missingheader");
@@ -95,7 +83,7 @@ public sealed class WebhookTests(RedisServer redis) : IAsyncLifetime
     {
         await using var harness = await StartAsync();
         var id = await harness.Client().SubmitAsync(new { prompt = "x" });
-        var headers = TestJwksServer.Sign(_key, id, OkBody(id), DateTimeOffset.UtcNow);
+        var headers = TestJwksServer.Sign(SigningKey, id, OkBody(id), DateTimeOffset.UtcNow);
         var tampered = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(OkBody(id)).Replace("out.png", "evil.png", StringComparison.Ordinal));
 
         await AssertRefusedAsync(harness, id, await DeliverAsync(harness, tampered, headers), HttpStatusCode.Unauthorized, "webhook-badsignature");
@@ -109,7 +97,7 @@ public sealed class WebhookTests(RedisServer redis) : IAsyncLifetime
         await using var harness = await StartAsync();
         var id = await harness.Client().SubmitAsync(new { prompt = "x" });
         var body = OkBody(id);
-        var headers = TestJwksServer.Sign(_key, id, body, DateTimeOffset.UtcNow.AddSeconds(seconds));
+        var headers = TestJwksServer.Sign(SigningKey, id, body, DateTimeOffset.UtcNow.AddSeconds(seconds));
 
         await AssertRefusedAsync(harness, id, await DeliverAsync(harness, body, headers), HttpStatusCode.Unauthorized, "webhook-staletimestamp");
     }
@@ -121,21 +109,21 @@ public sealed class WebhookTests(RedisServer redis) : IAsyncLifetime
         var client = harness.Client();
         var first = await client.SubmitAsync(new { prompt = "one" });
         var body = OkBody(first);
-        using (var ok = await DeliverAsync(harness, body, TestJwksServer.Sign(_key, first, body, DateTimeOffset.UtcNow)))
+        using (var ok = await DeliverAsync(harness, body, TestJwksServer.Sign(SigningKey, first, body, DateTimeOffset.UtcNow)))
         {
             Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
         }
 
         // fal rotates: a new key joins the set and the old one leaves.
         var rotated = TestJwksServer.NewKey();
-        _jwks.Publish(rotated);
-        _jwks.Withdraw(_key);
+        Jwks.Publish(rotated);
+        Jwks.Withdraw(SigningKey);
         var second = await client.SubmitAsync(new { prompt = "two" });
         body = OkBody(second);
-        var fetches = _jwks.Fetches;
+        var fetches = Jwks.Fetches;
         using var response = await DeliverAsync(harness, body, TestJwksServer.Sign(rotated, second, body, DateTimeOffset.UtcNow));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal(fetches + 1, _jwks.Fetches);
+        Assert.Equal(fetches + 1, Jwks.Fetches);
     }
 
     [Fact]
@@ -151,7 +139,7 @@ public sealed class WebhookTests(RedisServer redis) : IAsyncLifetime
             Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         }
 
-        Assert.Equal(1, _jwks.Fetches);
+        Assert.Equal(1, Jwks.Fetches);
     }
 
     [Fact]
@@ -160,7 +148,7 @@ public sealed class WebhookTests(RedisServer redis) : IAsyncLifetime
         await using var harness = await StartAsync();
         var id = Guid.NewGuid().ToString();
         var body = OkBody(id);
-        using var response = await DeliverAsync(harness, body, TestJwksServer.Sign(_key, id, body, DateTimeOffset.UtcNow));
+        using var response = await DeliverAsync(harness, body, TestJwksServer.Sign(SigningKey, id, body, DateTimeOffset.UtcNow));
         var problem = await response.JsonAsync();
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.EndsWith("webhook-unknowngeneration", problem["type"]!.GetValue<string>(), StringComparison.Ordinal);
@@ -174,7 +162,7 @@ public sealed class WebhookTests(RedisServer redis) : IAsyncLifetime
         var id = await harness.Client().SubmitAsync(new { prompt = "x" });
         var other = await harness.Client().SubmitAsync(new { prompt = "y" });
         var body = OkBody(other);
-        await AssertRefusedAsync(harness, other, await DeliverAsync(harness, body, TestJwksServer.Sign(_key, id, body, DateTimeOffset.UtcNow)),
+        await AssertRefusedAsync(harness, other, await DeliverAsync(harness, body, TestJwksServer.Sign(SigningKey, id, body, DateTimeOffset.UtcNow)),
             HttpStatusCode.BadRequest, "webhook-requestidmismatch");
     }
 
@@ -185,7 +173,7 @@ public sealed class WebhookTests(RedisServer redis) : IAsyncLifetime
         var client = harness.Client();
         var id = await client.SubmitAsync(new { prompt = "twice" });
         var body = OkBody(id);
-        using (var first = await DeliverAsync(harness, body, TestJwksServer.Sign(_key, id, body, DateTimeOffset.UtcNow)))
+        using (var first = await DeliverAsync(harness, body, TestJwksServer.Sign(SigningKey, id, body, DateTimeOffset.UtcNow)))
         {
             Assert.Equal(HttpStatusCode.OK, first.StatusCode);
         }
@@ -194,7 +182,7 @@ public sealed class WebhookTests(RedisServer redis) : IAsyncLifetime
         var was = await before.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
 
         var different = Encoding.UTF8.GetBytes($$$"""{"request_id":"{{{id}}}","status":"ERROR","error":"Invalid status code: 500","payload":{"detail":"late"}}""");
-        using var second = await DeliverAsync(harness, different, TestJwksServer.Sign(_key, id, different, DateTimeOffset.UtcNow));
+        using var second = await DeliverAsync(harness, different, TestJwksServer.Sign(SigningKey, id, different, DateTimeOffset.UtcNow));
         Assert.Equal(HttpStatusCode.OK, second.StatusCode);
 
         using var after = await client.GetAsync($"/v1/generations/{id}", TestContext.Current.CancellationToken);
@@ -208,7 +196,7 @@ public sealed class WebhookTests(RedisServer redis) : IAsyncLifetime
         var client = harness.Client();
         var id = await client.SubmitAsync(new { prompt = "refused" });
         var body = Encoding.UTF8.GetBytes($$$"""{"request_id":"{{{id}}}","status":"ERROR","error":"Invalid status code: 422","payload":{"detail":[{"loc":["body","prompt"],"msg":"content policy","type":"content_policy_violation"}]}}""");
-        using (var response = await DeliverAsync(harness, body, TestJwksServer.Sign(_key, id, body, DateTimeOffset.UtcNow)))
+        using (var response = await DeliverAsync(harness, body, TestJwksServer.Sign(SigningKey, id, body, DateTimeOffset.UtcNow)))
         {
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
@@ -226,13 +214,13 @@ public sealed class WebhookTests(RedisServer redis) : IAsyncLifetime
     {
         await using var harness = await GatewayHarness.StartAsync(redis, settings: new Dictionary<string, string?>
         {
-            ["Fal:JwksUrl"] = _jwks.Url, ["Gateway:ReconcileMinDelay"] = "00:01:00", ["Gateway:ReconcileMaxDelay"] = "00:02:00",
+            ["Fal:JwksUrl"] = Jwks.Url, ["Gateway:ReconcileMinDelay"] = "00:01:00", ["Gateway:ReconcileMaxDelay"] = "00:02:00",
         });
         var client = harness.Client();
         var id = await client.SubmitAsync(new { prompt = "big" });
         await Task.Delay(600, TestContext.Current.CancellationToken); // done at fal
         var body = Encoding.UTF8.GetBytes($$$"""{"request_id":"{{{id}}}","status":"OK","payload":null,"payload_error":"Payload too large to serialise"}""");
-        using (var response = await DeliverAsync(harness, body, TestJwksServer.Sign(_key, id, body, DateTimeOffset.UtcNow)))
+        using (var response = await DeliverAsync(harness, body, TestJwksServer.Sign(SigningKey, id, body, DateTimeOffset.UtcNow)))
         {
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }

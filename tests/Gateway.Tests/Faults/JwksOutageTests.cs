@@ -12,110 +12,98 @@ namespace Gateway.Tests.Faults;
 /// that cannot be verified now answers within 2 s with 503 + Retry-After (fal redelivers for 2 hours), and
 /// the JWKS URL gets at most one attempt per <c>Webhooks:JwksRefetchInterval</c>, failed or not.
 /// </summary>
-public sealed class JwksOutageTests(RedisServer redis) : IAsyncLifetime
+public sealed class JwksOutageTests(RedisServer redis) : JwksTestBase
 {
     private static readonly TimeSpan Budget = TimeSpan.FromSeconds(2);
-
-    private TestJwksServer _jwks = null!;
-    private Key _key = null!;
-
-    public async ValueTask InitializeAsync()
-    {
-        _jwks = await TestJwksServer.StartAsync();
-        _key = TestJwksServer.NewKey();
-        _jwks.Publish(_key);
-    }
-
-    public async ValueTask DisposeAsync() => await _jwks.DisposeAsync();
 
     [Fact]
     public async Task SignedDelivery_WhileJwksAnswers503_Is503WithRetryAfter_Within2s()
     {
-        _jwks.FailWith(HttpStatusCode.ServiceUnavailable);
+        Jwks.FailWith(HttpStatusCode.ServiceUnavailable);
         await using var harness = await StartAsync();
         var id = await harness.Client().SubmitAsync(new { prompt = "jwks down" });
 
-        var (response, elapsed) = await DeliverAsync(harness, id, _key, DateTimeOffset.UtcNow);
+        var (response, elapsed) = await DeliverAsync(harness, id, SigningKey, DateTimeOffset.UtcNow);
 
         await AssertUnavailableAsync(response, elapsed);
-        Assert.Equal(1, _jwks.Fetches);
+        Assert.Equal(1, Jwks.Fetches);
         await AssertNotCompletedAsync(harness, id);
     }
 
     [Fact]
     public async Task TwentyConcurrentDeliveries_WhileJwksAnswers503_Each503Within2s_AndShareOneFetch()
     {
-        _jwks.FailWith(HttpStatusCode.ServiceUnavailable);
+        Jwks.FailWith(HttpStatusCode.ServiceUnavailable);
         await using var harness = await StartAsync();
         var id = await harness.Client().SubmitAsync(new { prompt = "jwks down, many" });
 
         using var client = harness.Client(key: null);
-        var answers = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => DeliverAsync(harness, id, _key, DateTimeOffset.UtcNow, client)));
+        var answers = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => DeliverAsync(harness, id, SigningKey, DateTimeOffset.UtcNow, client)));
 
         foreach (var (response, elapsed) in answers)
         {
             await AssertUnavailableAsync(response, elapsed);
         }
 
-        Assert.Equal(1, _jwks.Fetches);
+        Assert.Equal(1, Jwks.Fetches);
         await AssertNotCompletedAsync(harness, id);
     }
 
     [Fact]
     public async Task SignedDelivery_WhileJwksHangs_Is503Within2s_AndConcurrentOnesShareTheAttempt()
     {
-        _jwks.Stall();
+        Jwks.Stall();
         await using var harness = await StartAsync();
         var id = await harness.Client().SubmitAsync(new { prompt = "jwks hangs" });
 
         using var client = harness.Client(key: null);
-        var answers = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => DeliverAsync(harness, id, _key, DateTimeOffset.UtcNow, client)));
+        var answers = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => DeliverAsync(harness, id, SigningKey, DateTimeOffset.UtcNow, client)));
 
         foreach (var (response, elapsed) in answers)
         {
             await AssertUnavailableAsync(response, elapsed);
         }
 
-        Assert.Equal(1, _jwks.Fetches);
+        Assert.Equal(1, Jwks.Fetches);
     }
 
     [Fact]
     public async Task FailedFetch_IsRememberedForTheRefetchInterval_ThenTheNextAttemptSucceeds()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        _jwks.FailWith(HttpStatusCode.ServiceUnavailable);
+        Jwks.FailWith(HttpStatusCode.ServiceUnavailable);
         await using var harness = await StartAsync(time);
         var id = await harness.Client().SubmitAsync(new { prompt = "jwks comes back" });
 
-        var (first, elapsed) = await DeliverAsync(harness, id, _key, time.GetUtcNow());
+        var (first, elapsed) = await DeliverAsync(harness, id, SigningKey, time.GetUtcNow());
         await AssertUnavailableAsync(first, elapsed);
-        Assert.Equal(1, _jwks.Fetches);
+        Assert.Equal(1, Jwks.Fetches);
 
         // The keys are back, but the failure is remembered until the interval has passed: no second attempt yet.
-        _jwks.Recover();
+        Jwks.Recover();
         time.Advance(TimeSpan.FromSeconds(59));
-        var (early, earlyElapsed) = await DeliverAsync(harness, id, _key, time.GetUtcNow());
+        var (early, earlyElapsed) = await DeliverAsync(harness, id, SigningKey, time.GetUtcNow());
         await AssertUnavailableAsync(early, earlyElapsed);
-        Assert.Equal(1, _jwks.Fetches);
+        Assert.Equal(1, Jwks.Fetches);
 
         time.Advance(TimeSpan.FromSeconds(2));
-        var (ok, _) = await DeliverAsync(harness, id, _key, time.GetUtcNow());
+        var (ok, _) = await DeliverAsync(harness, id, SigningKey, time.GetUtcNow());
         using (ok)
         {
             Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
             Assert.Equal("COMPLETED", (await ok.JsonAsync())["status"]!.GetValue<string>());
         }
 
-        Assert.Equal(2, _jwks.Fetches);
+        Assert.Equal(2, Jwks.Fetches);
 
         // fal redelivers: still idempotent, and the cached keys serve it without another fetch.
-        var (again, _) = await DeliverAsync(harness, id, _key, time.GetUtcNow());
+        var (again, _) = await DeliverAsync(harness, id, SigningKey, time.GetUtcNow());
         using (again)
         {
             Assert.Equal(HttpStatusCode.OK, again.StatusCode);
         }
 
-        Assert.Equal(2, _jwks.Fetches);
+        Assert.Equal(2, Jwks.Fetches);
     }
 
     [Fact]
@@ -128,22 +116,22 @@ public sealed class JwksOutageTests(RedisServer redis) : IAsyncLifetime
 
         var (forged, _) = await DeliverAsync(harness, id, stranger, time.GetUtcNow());
         await AssertRefusedAsync(forged, HttpStatusCode.Unauthorized, "webhook-badsignature");
-        Assert.Equal(1, _jwks.Fetches); // the first fetch; the refetch for the unknown key is not due yet
+        Assert.Equal(1, Jwks.Fetches); // the first fetch; the refetch for the unknown key is not due yet
 
-        _jwks.FailWith(HttpStatusCode.ServiceUnavailable);
+        Jwks.FailWith(HttpStatusCode.ServiceUnavailable);
         time.Advance(TimeSpan.FromSeconds(61));
         var (forgedAgain, elapsed) = await DeliverAsync(harness, id, stranger, time.GetUtcNow());
         Assert.True(elapsed <= Budget, $"a forged delivery during the outage took {elapsed.TotalMilliseconds:F0} ms");
         await AssertRefusedAsync(forgedAgain, HttpStatusCode.Unauthorized, "webhook-badsignature");
-        Assert.Equal(2, _jwks.Fetches); // one refetch attempt, failed: the cached keys stay in use
+        Assert.Equal(2, Jwks.Fetches); // one refetch attempt, failed: the cached keys stay in use
 
-        var (genuine, _) = await DeliverAsync(harness, id, _key, time.GetUtcNow());
+        var (genuine, _) = await DeliverAsync(harness, id, SigningKey, time.GetUtcNow());
         using (genuine)
         {
             Assert.Equal(HttpStatusCode.OK, genuine.StatusCode);
         }
 
-        Assert.Equal(2, _jwks.Fetches);
+        Assert.Equal(2, Jwks.Fetches);
     }
 
     /// <summary>A gateway whose JWKS is the test's, and whose own polling stays out of the way.</summary>
@@ -151,7 +139,7 @@ public sealed class JwksOutageTests(RedisServer redis) : IAsyncLifetime
     {
         var harness = await GatewayHarness.StartAsync(redis, e => e.RunTime = TimeSpan.FromSeconds(30), settings: new Dictionary<string, string?>
         {
-            ["Fal:JwksUrl"] = _jwks.Url,
+            ["Fal:JwksUrl"] = Jwks.Url,
             ["Webhooks:JwksRefetchInterval"] = "00:01:00",
             ["Gateway:ReconcileMinDelay"] = "00:05:00",
             ["Gateway:ReconcileMaxDelay"] = "00:10:00",

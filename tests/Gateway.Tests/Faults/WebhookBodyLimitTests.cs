@@ -11,21 +11,9 @@ namespace Gateway.Tests.Faults;
 /// Issue 9, point 3: a webhook's signature headers are checked before its body is read, the body is hashed
 /// as it streams under a size cap, and only a few bodies are read at once.
 /// </summary>
-public sealed class WebhookBodyLimitTests(RedisServer redis) : IAsyncLifetime
+public sealed class WebhookBodyLimitTests(RedisServer redis) : JwksTestBase
 {
     private static readonly TimeSpan Budget = TimeSpan.FromSeconds(2);
-
-    private TestJwksServer _jwks = null!;
-    private Key _key = null!;
-
-    public async ValueTask InitializeAsync()
-    {
-        _jwks = await TestJwksServer.StartAsync();
-        _key = TestJwksServer.NewKey();
-        _jwks.Publish(_key);
-    }
-
-    public async ValueTask DisposeAsync() => await _jwks.DisposeAsync();
 
     public static TheoryData<string, string> BadHeaders => new()
     {
@@ -58,7 +46,7 @@ public sealed class WebhookBodyLimitTests(RedisServer redis) : IAsyncLifetime
         var (response, elapsed) = await PostAsync(harness, headers, content, TestContext.Current.CancellationToken);
 
         await AssertProblemAsync(response, HttpStatusCode.Unauthorized, slug, elapsed);
-        Assert.Equal(0, _jwks.Fetches); // nothing about a malformed request is worth asking fal for keys
+        Assert.Equal(0, Jwks.Fetches); // nothing about a malformed request is worth asking fal for keys
     }
 
     [Fact]
@@ -97,14 +85,14 @@ public sealed class WebhookBodyLimitTests(RedisServer redis) : IAsyncLifetime
         await Task.Delay(300, TestContext.Current.CancellationToken); // let the gateway take the slot
 
         var body = OkBody(id, "slots");
-        var (busy, elapsed) = await PostAsync(harness, TestJwksServer.Sign(_key, id, body, DateTimeOffset.UtcNow), Json(body), TestContext.Current.CancellationToken);
+        var (busy, elapsed) = await PostAsync(harness, TestJwksServer.Sign(SigningKey, id, body, DateTimeOffset.UtcNow), Json(body), TestContext.Current.CancellationToken);
         await AssertProblemAsync(busy, HttpStatusCode.ServiceUnavailable, "webhook-busy", elapsed, retryAfter: true);
 
         await holding.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => held);
         await Task.Delay(200, TestContext.Current.CancellationToken); // the gateway notices the abort and frees the slot
 
-        var (ok, _) = await PostAsync(harness, TestJwksServer.Sign(_key, id, body, DateTimeOffset.UtcNow), Json(body), TestContext.Current.CancellationToken);
+        var (ok, _) = await PostAsync(harness, TestJwksServer.Sign(SigningKey, id, body, DateTimeOffset.UtcNow), Json(body), TestContext.Current.CancellationToken);
         using (ok)
         {
             Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
@@ -118,7 +106,7 @@ public sealed class WebhookBodyLimitTests(RedisServer redis) : IAsyncLifetime
         var id = await harness.Client().SubmitAsync(new { prompt = "odd body" });
         var body = Encoding.UTF8.GetBytes("[1,2,3]");
 
-        var (response, _) = await PostAsync(harness, TestJwksServer.Sign(_key, id, body, DateTimeOffset.UtcNow), Json(body), TestContext.Current.CancellationToken);
+        var (response, _) = await PostAsync(harness, TestJwksServer.Sign(SigningKey, id, body, DateTimeOffset.UtcNow), Json(body), TestContext.Current.CancellationToken);
 
         await AssertProblemAsync(response, HttpStatusCode.BadRequest, "webhook-malformedbody", elapsed: null);
     }
@@ -134,7 +122,7 @@ public sealed class WebhookBodyLimitTests(RedisServer redis) : IAsyncLifetime
         var body = Encoding.UTF8.GetBytes(
             $$$"""{"request_id":"{{{id}}}","status":"OK","payload":{"images":[{"url":"{{{image}}}","content_type":"image/png"}],"description":"large"}}""");
 
-        var (response, _) = await PostAsync(harness, TestJwksServer.Sign(_key, id, body, DateTimeOffset.UtcNow), Json(body), TestContext.Current.CancellationToken);
+        var (response, _) = await PostAsync(harness, TestJwksServer.Sign(SigningKey, id, body, DateTimeOffset.UtcNow), Json(body), TestContext.Current.CancellationToken);
         using (response)
         {
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -151,7 +139,7 @@ public sealed class WebhookBodyLimitTests(RedisServer redis) : IAsyncLifetime
     {
         var settings = new Dictionary<string, string?>
         {
-            ["Fal:JwksUrl"] = _jwks.Url,
+            ["Fal:JwksUrl"] = Jwks.Url,
             ["Gateway:ReconcileMinDelay"] = "00:05:00",
             ["Gateway:ReconcileMaxDelay"] = "00:10:00",
         };
