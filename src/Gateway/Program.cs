@@ -18,6 +18,7 @@ builder.AddFalUpstream();
 builder.AddGenerations();
 builder.AddFalWebhooks();
 builder.AddFalProxy();
+builder.AddFiles();
 
 var app = builder.Build();
 

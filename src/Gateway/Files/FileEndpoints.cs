@@ -10,6 +10,15 @@ namespace Gateway.Files;
 
 internal static class FileEndpoints
 {
+    public static IHostApplicationBuilder AddFiles(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<FilesOptions>()
+            .BindConfiguration(FilesOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        return builder;
+    }
+
     private const string Field = FileUploadReader.FieldName;
 
     // RFC 2046's limit, which ASP.NET Core's own form reading enforces too.
@@ -36,7 +45,7 @@ internal static class FileEndpoints
     }
 
     public static async Task<Results<Created<FileResponse>, ValidationProblem, ProblemHttpResult>> UploadFile(
-        HttpRequest request, FalQueueClient fal, IOptions<GatewayOptions> options, CancellationToken cancellationToken)
+        HttpRequest request, FalQueueClient fal, IOptions<FilesOptions> options, CancellationToken cancellationToken)
     {
         var maxBytes = options.Value.MaxUploadBytes;
         if (!MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType)

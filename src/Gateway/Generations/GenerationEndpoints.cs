@@ -4,6 +4,7 @@ using Gateway.Hosting;
 using Gateway.Storage;
 using Gateway.Upstream;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
 
 namespace Gateway.Generations;
 
@@ -68,19 +69,19 @@ internal static class GenerationEndpoints
     }
 
     public static Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitGeneration(
-        GenerateRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, HttpContext httpContext) =>
-        SubmitAsync(service.GenerateModel, request, user, service, limiter, httpContext);
+        GenerateRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, IOptions<GenerationOptions> options, HttpContext httpContext) =>
+        SubmitAsync(service.GenerateModel, request, user, service, limiter, options.Value, httpContext);
 
     public static Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitEdit(
-        EditRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, HttpContext httpContext) =>
-        SubmitAsync(service.EditModel, request, user, service, limiter, httpContext);
+        EditRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, IOptions<GenerationOptions> options, HttpContext httpContext) =>
+        SubmitAsync(service.EditModel, request, user, service, limiter, options.Value, httpContext);
 
     /// <summary>
     /// Takes the client's limit units first (given back when fal refused the submit), submits, and with
     /// <c>Prefer: wait</c> holds the answer until the job ends or the wait runs out.
     /// </summary>
     private static async Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitAsync(
-        string model, ImageRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, HttpContext httpContext)
+        string model, ImageRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, GenerationOptions options, HttpContext httpContext)
     {
         var client = user.ClientName();
         var decision = await limiter.TryAcquireAsync(client, request.NumImages ?? 1);
@@ -110,7 +111,7 @@ internal static class GenerationEndpoints
 
         await lease.CommitAsync(record.Id);
         var links = GenerationLinks.For(record.Id);
-        if (PreferWait.Requested(httpContext.Request, service.Options) is { } wait)
+        if (PreferWait.Requested(httpContext.Request, options) is { } wait)
         {
             PreferWait.Applied(httpContext.Response, wait);
             var snapshot = await service.WaitForEndAsync(record, wait, httpContext.RequestAborted);
@@ -162,7 +163,7 @@ internal static class GenerationEndpoints
     }
 
     public static async Task<Results<GenerationJson, ProblemHttpResult>> GetGeneration(
-        string id, ClaimsPrincipal user, GenerationService service, HttpContext httpContext, CancellationToken cancellationToken)
+        string id, ClaimsPrincipal user, GenerationService service, IOptions<GenerationOptions> options, HttpContext httpContext, CancellationToken cancellationToken)
     {
         if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
         {
@@ -170,7 +171,7 @@ internal static class GenerationEndpoints
         }
 
         GenerationSnapshot snapshot;
-        if (PreferWait.Requested(httpContext.Request, service.Options) is { } wait)
+        if (PreferWait.Requested(httpContext.Request, options.Value) is { } wait)
         {
             PreferWait.Applied(httpContext.Response, wait);
             snapshot = await service.WaitForEndAsync(record, wait, cancellationToken);

@@ -24,7 +24,7 @@ internal sealed class GenerationEventStream(GenerationRecord record, string? las
         var services = httpContext.RequestServices;
         var service = services.GetRequiredService<GenerationService>();
         var hub = services.GetRequiredService<CompletionHub>();
-        var options = services.GetRequiredService<IOptions<GatewayOptions>>().Value;
+        var options = services.GetRequiredService<IOptions<GenerationOptions>>().Value;
         var time = services.GetRequiredService<TimeProvider>();
         var stopping = services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
         using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(httpContext.RequestAborted, stopping);

@@ -6,6 +6,10 @@ internal static class GenerationExtensions
 {
     public static IHostApplicationBuilder AddGenerations(this IHostApplicationBuilder builder)
     {
+        builder.Services.AddOptions<GenerationOptions>()
+            .BindConfiguration(GenerationOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
         builder.Services.AddSingleton<RequestCoalescer>();
         builder.Services.AddScoped<GenerationService>();
 

@@ -1,11 +1,11 @@
 using System.Text.Json;
-using Gateway.Hosting;
+using Gateway.Generations;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
 namespace Gateway.Storage;
 
-internal sealed class RedisGenerationStore(RedisConnection redis, IOptions<GatewayOptions> options) : IGenerationStore
+internal sealed class RedisGenerationStore(RedisConnection redis, IOptions<GenerationOptions> options) : IGenerationStore
 {
     private const byte InlineFormat = (byte)'J';
     private const byte SkeletonFormat = (byte)'S';
