@@ -1,3 +1,4 @@
+using Gateway.Hosting;
 using Gateway.Generations;
 using Gateway.Storage;
 
@@ -31,6 +32,8 @@ internal static class LimitsExtensions
         builder.Services.AddMetrics();
         builder.Services.AddSingleton<ClientMetrics>();
         builder.Services.AddSingleton<ClientLimiter>();
+        builder.Services.AddSingleton<IProblemMapper, LimitProblems>();
+        builder.Services.AddGatewayJson(ClientJsonContext.Default);
         builder.Services.AddSingleton<IGenerationListener, LimitsGenerationListener>();
         return builder;
     }

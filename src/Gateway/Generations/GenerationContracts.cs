@@ -176,7 +176,7 @@ public sealed record GenerationError(
     IReadOnlyDictionary<string, string[]>? Errors)
 {
     internal static GenerationError From(FalFailure failure) => new(
-        ProblemTypes.For(failure.ProblemSlug), failure.Title, (int)failure.GatewayStatus, failure.Detail,
+        failure.ProblemType, failure.Title, (int)failure.GatewayStatus, failure.Detail,
         failure.FalStatusCode, failure.ErrorType, failure.Errors);
 }
 

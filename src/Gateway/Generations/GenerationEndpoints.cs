@@ -88,7 +88,7 @@ internal static class GenerationEndpoints
         decision.WriteHeaders(httpContext.Response.Headers);
         if (decision.Lease is not { } lease)
         {
-            return Problems.LimitExceeded(decision);
+            return LimitProblems.LimitExceeded(decision);
         }
 
         GenerationRecord record;
@@ -167,7 +167,7 @@ internal static class GenerationEndpoints
     {
         if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
         {
-            return Problems.GenerationNotFound(id);
+            return GenerationProblems.NotFound(id);
         }
 
         GenerationSnapshot snapshot;
@@ -191,12 +191,12 @@ internal static class GenerationEndpoints
         {
             request.HttpContext.Response.Headers.RetryAfter = "1";
             return TypedResults.Problem("This replica is shutting down; reconnect and another replica will serve the stream.",
-                statusCode: StatusCodes.Status503ServiceUnavailable, title: "Shutting down", type: ProblemTypes.For("shutting-down"));
+                statusCode: StatusCodes.Status503ServiceUnavailable, title: "Shutting down", type: ProblemTypes.ShuttingDown);
         }
 
         if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
         {
-            return Problems.GenerationNotFound(id);
+            return GenerationProblems.NotFound(id);
         }
 
         return new GenerationEventStream(record, request.Headers["Last-Event-ID"].FirstOrDefault());
@@ -207,7 +207,7 @@ internal static class GenerationEndpoints
     {
         if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
         {
-            return Problems.GenerationNotFound(id);
+            return GenerationProblems.NotFound(id);
         }
 
         var snapshot = await service.ObserveAsync(record, logs, cancellationToken);
@@ -219,7 +219,7 @@ internal static class GenerationEndpoints
     {
         if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
         {
-            return Problems.GenerationNotFound(id);
+            return GenerationProblems.NotFound(id);
         }
 
         var snapshot = await service.ObserveAsync(record, logs: false, cancellationToken);
@@ -228,10 +228,10 @@ internal static class GenerationEndpoints
             case GenerationStatus.Completed:
                 var result = await service.GetResultAsync(id, cancellationToken);
                 return result is null
-                    ? Problems.ResultExpired(id)
+                    ? GenerationProblems.ResultExpired(id)
                     : new ResultJson(result, (i, ct) => service.GetBlobAsync(id, i, ct));
             case GenerationStatus.Failed:
-                return Problems.FromGenerationError(snapshot.Record.Error!);
+                return GenerationProblems.FromGenerationError(snapshot.Record.Error!);
             default:
                 response.Headers.RetryAfter = "1";
                 var status = GenerationMapper.ToStatus(snapshot, logs: false);
@@ -244,7 +244,7 @@ internal static class GenerationEndpoints
     {
         if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
         {
-            return Problems.GenerationNotFound(id);
+            return GenerationProblems.NotFound(id);
         }
 
         return await service.CancelAsync(record, cancellationToken) switch
@@ -253,7 +253,7 @@ internal static class GenerationEndpoints
                 title: "The generation has already ended",
                 detail: $"Generation '{id}' has already completed and cannot be cancelled.",
                 statusCode: StatusCodes.Status409Conflict,
-                type: ProblemTypes.For("already-completed")),
+                type: ProblemTypes.AlreadyCompleted),
             _ => TypedResults.Accepted(GenerationLinks.For(id).Self, new CancelResponse("CANCELLATION_REQUESTED")),
         };
     }

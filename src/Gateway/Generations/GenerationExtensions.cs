@@ -1,3 +1,4 @@
+using Gateway.Hosting;
 using Gateway.Storage;
 
 namespace Gateway.Generations;
@@ -10,6 +11,8 @@ internal static class GenerationExtensions
             .BindConfiguration(GenerationOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        builder.Services.AddGatewayJson(GenerationJsonContext.Default,
+            GenerationJsonContext.Default.GenerateRequest, GenerationJsonContext.Default.EditRequest);
         builder.Services.AddSingleton<RequestCoalescer>();
         builder.Services.AddScoped<GenerationService>();
 

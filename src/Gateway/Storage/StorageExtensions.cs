@@ -1,3 +1,4 @@
+using Gateway.Hosting;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using StackExchange.Redis;
 
@@ -30,6 +31,7 @@ internal static class StorageExtensions
         }
 
         builder.Services.AddHealthChecks().AddCheck<StoreHealthCheck>("store", tags: ["ready"]);
+        builder.Services.AddSingleton<IProblemMapper, StoreProblemMapper>();
         return builder;
     }
 
