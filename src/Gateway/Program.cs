@@ -13,7 +13,7 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddGatewayHosting();
 builder.AddClientAuthentication();
 builder.AddClientLimits();
-builder.AddGenerationStore();
+builder.AddStorage();
 builder.AddFalUpstream();
 builder.AddGenerations();
 builder.AddFalWebhooks();

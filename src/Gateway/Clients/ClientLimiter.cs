@@ -1,12 +1,19 @@
 using System.Globalization;
-using Gateway.Generations;
-using Gateway.Storage;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
 namespace Gateway.Clients;
 
 /// <summary>The client's limits could not be checked (Redis unreachable): nothing is sent to fal; 503 with Retry-After.</summary>
+/// <summary>
+/// Whether a generation that holds a concurrency slot has ended or is gone: told by the feature that runs generations,
+/// which also tells <see cref="ClientLimiter.EndAsync"/> when one ends.
+/// </summary>
+internal interface IGenerationEnds
+{
+    Task<bool> HasEndedAsync(string generationId);
+}
+
 internal sealed class ClientLimitsUnavailableException(Exception inner)
     : Exception("The client limits cannot be checked: Redis is not reachable.", inner);
 
@@ -18,7 +25,7 @@ internal sealed class ClientLimitsUnavailableException(Exception inner)
 /// </summary>
 internal sealed partial class ClientLimiter(
     ILimitStore store,
-    IGenerationStore generations,
+    IGenerationEnds generations,
     IOptionsMonitor<LimitsOptions> limits,
     IOptions<ClientsOptions> clients,
     ClientMetrics metrics,
@@ -115,8 +122,7 @@ internal sealed partial class ClientLimiter(
                 continue; // a submit still on its way to fal
             }
 
-            var record = await Guarded(() => generations.GetAsync(member[GenerationPrefix.Length..], CancellationToken.None));
-            if (record is null or { IsTerminal: true })
+            if (await Guarded(() => generations.HasEndedAsync(member[GenerationPrefix.Length..])))
             {
                 await Guarded(() => store.EndAsync(windows.Client, member));
                 freed++;
@@ -269,12 +275,4 @@ internal sealed class LimitDecision(ClientPolicy policy, LimitWindows windows, L
             (LimitKind.Concurrent, "max_concurrent"),
         }.Where(p => Exceeded.HasFlag(p.Kind)).Select(p => p.Name),
     ];
-}
-
-/// <summary>Frees a generation's concurrency slot when it ends.</summary>
-internal sealed class LimitsGenerationListener(ClientLimiter limiter) : IGenerationListener
-{
-    public Task OnSubmittedAsync(GenerationRecord record, CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public Task OnEndedAsync(GenerationRecord record, CancellationToken cancellationToken) => limiter.EndAsync(record.Client, record.Id);
 }

@@ -1,5 +1,4 @@
 using Gateway.Hosting;
-using Gateway.Generations;
 using Gateway.Storage;
 
 namespace Gateway.Clients;
@@ -34,7 +33,6 @@ internal static class LimitsExtensions
         builder.Services.AddSingleton<ClientLimiter>();
         builder.Services.AddSingleton<IProblemMapper, LimitProblems>();
         builder.Services.AddGatewayJson(ClientJsonContext.Default);
-        builder.Services.AddSingleton<IGenerationListener, LimitsGenerationListener>();
         return builder;
     }
 

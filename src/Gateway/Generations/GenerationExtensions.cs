@@ -1,3 +1,4 @@
+using Gateway.Clients;
 using Gateway.Hosting;
 using Gateway.Storage;
 
@@ -16,6 +17,8 @@ internal static class GenerationExtensions
         builder.Services.AddSingleton<RequestCoalescer>();
         builder.Services.AddScoped<GenerationService>();
 
+        // Listeners are told in this order: the slot is free before any waiter hears of the end.
+        builder.Services.AddSingleton<IGenerationListener, LimitsGenerationListener>();
         builder.Services.AddSingleton<CompletionHub>();
         builder.Services.AddHostedService(services => services.GetRequiredService<CompletionHub>());
         builder.Services.AddSingleton<IGenerationListener>(services => services.GetRequiredService<CompletionHub>());
@@ -26,14 +29,17 @@ internal static class GenerationExtensions
 
         if (builder.UsesRedis())
         {
+            builder.Services.AddSingleton<IGenerationStore, RedisGenerationStore>();
             builder.Services.AddSingleton<IGenerationHistory, RedisGenerationHistory>();
         }
         else
         {
+            builder.Services.AddSingleton<IGenerationStore, InMemoryGenerationStore>();
             builder.Services.AddSingleton<IGenerationHistory, InMemoryGenerationHistory>();
         }
 
         builder.Services.AddSingleton<IGenerationListener, HistoryGenerationListener>();
+        builder.Services.AddSingleton<IGenerationEnds, GenerationEnds>();
         return builder;
     }
 }

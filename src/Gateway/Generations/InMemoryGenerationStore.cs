@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
-using Gateway.Generations;
 using Microsoft.Extensions.Options;
 
-namespace Gateway.Storage;
+namespace Gateway.Generations;
 
 /// <summary>The store when no Redis is configured: one replica only, lost on restart (announced at start).</summary>
 internal sealed class InMemoryGenerationStore(IOptions<GenerationOptions> options, TimeProvider time) : IGenerationStore

@@ -1,6 +1,5 @@
-using Gateway.Generations;
 
-namespace Gateway.Storage;
+namespace Gateway.Generations;
 
 /// <summary>What the gateway keeps about one generation: who owns it, where fal tracks it, and how it ended.</summary>
 internal sealed record GenerationRecord
