@@ -84,32 +84,18 @@ internal static class GenerationEndpoints
         string model, ImageRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, GenerationOptions options, HttpContext httpContext)
     {
         var client = user.ClientName();
-        var decision = await limiter.TryAcquireAsync(client, request.NumImages ?? 1);
-        decision.WriteHeaders(httpContext.Response.Headers);
-        if (decision.Lease is not { } lease)
+        var (decision, record) = await limiter.RunAsync(
+            client, request.NumImages ?? 1, httpContext.Response.Headers,
+            () => service.SubmitAsync(client, model, request),
+            submitted => LimitSettlement.Commit(submitted.Id),
+            // fal answered no (or was never reached): nothing is billed, so nothing is counted. A timed-out
+            // submit keeps its units: fal may have queued, and will bill, the job.
+            e => e is FalUpstreamException { Failure.Kind: not FalFailureKind.Timeout } or StoreUnavailableException { BeforeSubmit: true });
+        if (record is null)
         {
             return LimitProblems.LimitExceeded(decision);
         }
 
-        GenerationRecord record;
-        try
-        {
-            record = await service.SubmitAsync(client, model, request);
-        }
-        catch (FalUpstreamException e) when (e.Failure.Kind != FalFailureKind.Timeout)
-        {
-            // fal answered no (or was never reached): nothing is billed, so nothing is counted. A timed-out
-            // submit keeps its units: fal may have queued, and will bill, the job.
-            await lease.ReleaseAsync();
-            throw;
-        }
-        catch (StoreUnavailableException e) when (e.BeforeSubmit)
-        {
-            await lease.ReleaseAsync();
-            throw;
-        }
-
-        await lease.CommitAsync(record.Id);
         var links = GenerationLinks.For(record.Id);
         if (PreferWait.Requested(httpContext.Request, options) is { } wait)
         {
