@@ -276,10 +276,6 @@ internal sealed class LimitDecision(ClientPolicy policy, LimitWindows windows, L
 
     public LimitKind Exceeded => counts.Exceeded;
 
-    public ClientPolicy Policy => policy;
-
-    public LimitCounts Counts => counts;
-
     /// <summary>When a refused submit may succeed: the end of the latest window that refused it.</summary>
     public int RetryAfterSeconds =>
         Math.Max(

@@ -68,7 +68,6 @@ internal sealed partial class GenerationService(
             ResponseUrl = QueueUrl(submitted.ResponseUrl, submitted.RequestId, ""),
             CancelUrl = QueueUrl(submitted.CancelUrl, submitted.RequestId, "/cancel"),
             NumImages = request.NumImages ?? 1,
-            SyncMode = request.SyncMode ?? false,
         };
         await CreateWithRetriesAsync(record);
         LogSubmitted(logger, record.Id, client, endpointId, record.NumImages);
