@@ -13,11 +13,12 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddGatewayHosting();
 builder.AddClientAuthentication();
 builder.AddClientLimits();
-builder.AddGenerationStore();
+builder.AddStorage();
 builder.AddFalUpstream();
 builder.AddGenerations();
 builder.AddFalWebhooks();
 builder.AddFalProxy();
+builder.AddFiles();
 
 var app = builder.Build();
 

@@ -118,6 +118,29 @@ public sealed partial class LimitTests(RedisServer redis)
         Assert.Equal(3, harness.Fal.AcceptedSubmitCount);
     }
 
+    /// <summary>A proxied fal.run is a submit like any other: it counts, and the budget stops it (it once gave its units back).</summary>
+    [Fact]
+    public async Task ProxiedFalRun_CountsInUsage_AndIsRefusedOnceTheBudgetIsSpent()
+    {
+        var time = FakeTime.At("2026-11-24T12:00:00Z");
+        var client = new TestClient(("DailyBudgetUsd", "0.25"));
+        var settings = new Dictionary<string, string?>(client.Settings) { ["FalProxy:AllowRun"] = "true" };
+        await using var harness = await GatewayHarness.StartAsync(redis, settings: settings, services: FakeTime.Use(time));
+        var http = harness.Client(client.Key);
+
+        using var run = await FalProxyTests.ProxyAsync(http, HttpMethod.Post, "https://fal.run/microsoft/mai-image-2.5", """{"prompt":"four","num_images":4}""");
+        Assert.Equal(HttpStatusCode.OK, run.StatusCode);
+        var usage = await (await http.GetAsync("/v1/usage", TestContext.Current.CancellationToken)).JsonAsync();
+        Assert.Equal(4, usage["images"]!.GetValue<long>());
+        Assert.Equal(1, usage["submits"]!.GetValue<long>());
+        Assert.Equal(0.2m, usage["estimated_spend_usd"]!.GetValue<decimal>());
+        Assert.Equal(0, usage["limits"]!["max_concurrent"]!["in_flight"]!.GetValue<long>());
+
+        using var refused = await FalProxyTests.ProxyAsync(http, HttpMethod.Post, "https://fal.run/microsoft/mai-image-2.5", """{"prompt":"two","num_images":2}""");
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Equal(1, harness.Fal.RunCount);
+    }
+
     [Fact]
     public async Task DailyBudget_RefusesASubmitThatWouldExceedIt_AndUsageShowsTheSpend()
     {

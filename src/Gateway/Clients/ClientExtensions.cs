@@ -12,6 +12,7 @@ internal static class ClientExtensions
                 configuration.GetSection(ClientsOptions.SectionName).Bind(options.Clients))
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<ClientsOptions>, ClientsOptionsValidator>();
+        builder.Services.AddOptions<DevelopmentClientOptions>().BindConfiguration(DevelopmentClientOptions.SectionName);
         builder.Services.AddSingleton<ClientRegistry>();
 
         builder.Services.AddAuthentication(ClientKeyAuthenticationHandler.SchemeName)

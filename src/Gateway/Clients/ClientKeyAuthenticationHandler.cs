@@ -44,7 +44,7 @@ internal sealed class ClientKeyAuthenticationHandler(
             HttpContext = Context,
             ProblemDetails = new ProblemDetails
             {
-                Type = ProblemTypes.For("unauthorized"),
+                Type = ProblemTypes.Unauthorized,
                 Title = "A valid client key is required",
                 Status = StatusCodes.Status401Unauthorized,
                 Detail = PresentedKey(Request) is null

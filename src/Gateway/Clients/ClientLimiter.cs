@@ -1,12 +1,19 @@
 using System.Globalization;
-using Gateway.Generations;
-using Gateway.Storage;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
 namespace Gateway.Clients;
 
 /// <summary>The client's limits could not be checked (Redis unreachable): nothing is sent to fal; 503 with Retry-After.</summary>
+/// <summary>
+/// Whether a generation that holds a concurrency slot has ended or is gone: told by the feature that runs generations,
+/// which also tells <see cref="ClientLimiter.EndAsync"/> when one ends.
+/// </summary>
+internal interface IGenerationEnds
+{
+    Task<bool> HasEndedAsync(string generationId);
+}
+
 internal sealed class ClientLimitsUnavailableException(Exception inner)
     : Exception("The client limits cannot be checked: Redis is not reachable.", inner);
 
@@ -18,7 +25,7 @@ internal sealed class ClientLimitsUnavailableException(Exception inner)
 /// </summary>
 internal sealed partial class ClientLimiter(
     ILimitStore store,
-    IGenerationStore generations,
+    IGenerationEnds generations,
     IOptionsMonitor<LimitsOptions> limits,
     IOptions<ClientsOptions> clients,
     ClientMetrics metrics,
@@ -50,6 +57,49 @@ internal sealed partial class ClientLimiter(
 
         var lease = new LimitLease(this, windows, numImages, numImages * policy.PricePerImageMicros, leaseMember);
         return new LimitDecision(policy, windows, counts, lease);
+    }
+
+    /// <summary>
+    /// The one way a submit spends limit units: acquires them (writing the RateLimit headers), runs
+    /// <paramref name="submit"/> unless refused, and settles the units from its outcome: committed when fal took the job,
+    /// given back when fal refused it (or <paramref name="givesBack"/> says nothing reached fal), kept when fal may have it.
+    /// </summary>
+    /// <returns>The decision, and the submit's outcome (default when the limits refused it).</returns>
+    public async Task<(LimitDecision Decision, T? Outcome)> RunAsync<T>(
+        string client, int numImages, IHeaderDictionary headers, Func<Task<T>> submit, Func<T, LimitSettlement> settle, Func<Exception, bool> givesBack)
+    {
+        var decision = await TryAcquireAsync(client, numImages);
+        decision.WriteHeaders(headers);
+        if (decision.Lease is not { } lease)
+        {
+            return (decision, default);
+        }
+
+        T outcome;
+        try
+        {
+            outcome = await submit();
+        }
+        catch (Exception e) when (givesBack(e))
+        {
+            await lease.ReleaseAsync();
+            throw;
+        }
+
+        var settlement = settle(outcome);
+        switch (settlement.Kind)
+        {
+            case LimitSettlementKind.Commit:
+                await lease.CommitAsync(settlement.GenerationId);
+                break;
+            case LimitSettlementKind.Release:
+                await lease.ReleaseAsync();
+                break;
+            default:
+                break; // fal may have taken the job without answering: its units stay spent
+        }
+
+        return (decision, outcome);
     }
 
     /// <summary>Today's counters and this client's limits, without counting anything.</summary>
@@ -88,9 +138,17 @@ internal sealed partial class ClientLimiter(
             ClientPolicy.ToMicros(defaults.PricePerImageUsd));
     }
 
-    internal async Task CommitAsync(LimitLease lease, string generationId)
+    internal async Task CommitAsync(LimitLease lease, string? generationId)
     {
-        await Guarded(() => store.CommitAsync(lease.Windows, lease.Member, GenerationPrefix + generationId, limits.CurrentValue.ConcurrencyLeaseTtl));
+        if (generationId is null)
+        {
+            await Guarded(() => store.EndAsync(lease.Windows.Client, lease.Member)); // ended already (fal.run): counted, no slot held
+        }
+        else
+        {
+            await Guarded(() => store.CommitAsync(lease.Windows, lease.Member, GenerationPrefix + generationId, limits.CurrentValue.ConcurrencyLeaseTtl));
+        }
+
         metrics.Accepted(lease.Windows.Client, lease.Images, ClientPolicy.ToUsd(lease.CostMicros));
     }
 
@@ -115,8 +173,7 @@ internal sealed partial class ClientLimiter(
                 continue; // a submit still on its way to fal
             }
 
-            var record = await Guarded(() => generations.GetAsync(member[GenerationPrefix.Length..], CancellationToken.None));
-            if (record is null or { IsTerminal: true })
+            if (await Guarded(() => generations.HasEndedAsync(member[GenerationPrefix.Length..])))
             {
                 await Guarded(() => store.EndAsync(windows.Client, member));
                 freed++;
@@ -168,6 +225,25 @@ internal sealed partial class ClientLimiter(
     private static partial void LogReconciled(ILogger logger, string client, int count);
 }
 
+internal enum LimitSettlementKind
+{
+    /// <summary>fal may have taken the job without saying so: the units stay spent, the slot lapses with its lease.</summary>
+    Keep,
+    Commit,
+    Release,
+}
+
+/// <summary>How a submit's units are settled: committed (to a generation still running, or to none when it already ended), released or kept.</summary>
+internal readonly record struct LimitSettlement(LimitSettlementKind Kind, string? GenerationId = null)
+{
+    public static LimitSettlement Keep => new(LimitSettlementKind.Keep);
+
+    public static LimitSettlement Release => new(LimitSettlementKind.Release);
+
+    /// <summary>fal took the job: its units count; <paramref name="generationId"/> holds a slot until it ends (null: it has ended).</summary>
+    public static LimitSettlement Commit(string? generationId) => new(LimitSettlementKind.Commit, generationId);
+}
+
 /// <summary>What a submit took from the limits: commit it once fal accepted the job, release it when fal did not.</summary>
 internal sealed class LimitLease(ClientLimiter limiter, LimitWindows windows, int images, long costMicros, string member)
 {
@@ -181,7 +257,7 @@ internal sealed class LimitLease(ClientLimiter limiter, LimitWindows windows, in
 
     public string Member => member;
 
-    public Task CommitAsync(string generationId) =>
+    public Task CommitAsync(string? generationId) =>
         Interlocked.Exchange(ref _settled, 1) == 0 ? limiter.CommitAsync(this, generationId) : Task.CompletedTask;
 
     public Task ReleaseAsync() =>
@@ -199,10 +275,6 @@ internal sealed class LimitDecision(ClientPolicy policy, LimitWindows windows, L
     public LimitLease? Lease => lease;
 
     public LimitKind Exceeded => counts.Exceeded;
-
-    public ClientPolicy Policy => policy;
-
-    public LimitCounts Counts => counts;
 
     /// <summary>When a refused submit may succeed: the end of the latest window that refused it.</summary>
     public int RetryAfterSeconds =>
@@ -269,12 +341,4 @@ internal sealed class LimitDecision(ClientPolicy policy, LimitWindows windows, L
             (LimitKind.Concurrent, "max_concurrent"),
         }.Where(p => Exceeded.HasFlag(p.Kind)).Select(p => p.Name),
     ];
-}
-
-/// <summary>Frees a generation's concurrency slot when it ends.</summary>
-internal sealed class LimitsGenerationListener(ClientLimiter limiter) : IGenerationListener
-{
-    public Task OnSubmittedAsync(GenerationRecord record, CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public Task OnEndedAsync(GenerationRecord record, CancellationToken cancellationToken) => limiter.EndAsync(record.Client, record.Id);
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Gateway.Hosting;
 
 namespace Gateway.Clients;
 
@@ -8,16 +9,14 @@ namespace Gateway.Clients;
 /// </summary>
 internal sealed class ClientMetrics
 {
-    public const string MeterName = "Gateway";
-
     private readonly Counter<long> _submits;
     private readonly Counter<long> _images;
     private readonly Counter<double> _spend;
     private readonly Counter<long> _refusals;
 
-    public ClientMetrics(IMeterFactory meters)
+    public ClientMetrics(GatewayMetrics gateway)
     {
-        var meter = meters.Create(MeterName);
+        var meter = gateway.Meter;
         _submits = meter.CreateCounter<long>("gateway.client.submits", "{submit}", "Submits accepted and sent to fal");
         _images = meter.CreateCounter<long>("gateway.client.images", "{image}", "Images requested from fal (num_images)");
         _spend = meter.CreateCounter<double>("gateway.client.spend", "USD", "Estimated spend (images x Limits:PricePerImageUsd)");

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using Gateway.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Clients;
@@ -12,7 +11,7 @@ internal sealed class ClientRegistry
 
     private readonly (string Name, byte[] Hash)[] _clients;
 
-    public ClientRegistry(IOptions<ClientsOptions> clients, IOptions<GatewayOptions> gateway, IHostEnvironment environment, ILogger<ClientRegistry> logger)
+    public ClientRegistry(IOptions<ClientsOptions> clients, IOptions<DevelopmentClientOptions> development, IHostEnvironment environment, ILogger<ClientRegistry> logger)
     {
         _clients = clients.Value.Clients
             .Select(c => (c.Key, Convert.FromHexString(c.Value.KeySha256!)))
@@ -20,7 +19,7 @@ internal sealed class ClientRegistry
         if (_clients.Length == 0 && environment.IsDevelopment())
         {
             logger.LogWarning("No clients are configured: Development accepts the documented local key as client '{Client}'.", DevelopmentClientName);
-            _clients = [(DevelopmentClientName, Hash(gateway.Value.DevelopmentClientKey))];
+            _clients = [(DevelopmentClientName, Hash(development.Value.DevelopmentClientKey))];
         }
     }
 

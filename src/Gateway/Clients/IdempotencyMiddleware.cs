@@ -44,7 +44,7 @@ internal sealed partial class IdempotencyMiddleware(RequestDelegate next)
 
         if (ParseKey(header.ToString()) is not { } key)
         {
-            await WriteProblemAsync(context, problems, StatusCodes.Status400BadRequest, "idempotency-key-invalid", "The Idempotency-Key is not valid",
+            await WriteProblemAsync(context, problems, StatusCodes.Status400BadRequest, ProblemTypes.IdempotencyKeyInvalid, "The Idempotency-Key is not valid",
                 $"Idempotency-Key must be 1 to {MaxKeyLength} printable characters, optionally as a quoted string; send one key per request.",
                 field: "Idempotency-Key");
             return;
@@ -95,7 +95,7 @@ internal sealed partial class IdempotencyMiddleware(RequestDelegate next)
     {
         if (existing.Fingerprint != fingerprint)
         {
-            await WriteProblemAsync(context, problems, StatusCodes.Status422UnprocessableEntity, "idempotency-key-reused",
+            await WriteProblemAsync(context, problems, StatusCodes.Status422UnprocessableEntity, ProblemTypes.IdempotencyKeyReused,
                 "The Idempotency-Key was used for a different request",
                 "This Idempotency-Key was first sent with a different request body (or route); use a new key for a new request.");
             return;
@@ -104,7 +104,7 @@ internal sealed partial class IdempotencyMiddleware(RequestDelegate next)
         if (!existing.Completed)
         {
             context.Response.Headers.RetryAfter = "1";
-            await WriteProblemAsync(context, problems, StatusCodes.Status409Conflict, "idempotency-key-in-flight",
+            await WriteProblemAsync(context, problems, StatusCodes.Status409Conflict, ProblemTypes.IdempotencyKeyInFlight,
                 "The first request with this Idempotency-Key is still being processed",
                 "A request with this Idempotency-Key is still being submitted; repeat it shortly to get its answer.");
             return;
@@ -158,10 +158,10 @@ internal sealed partial class IdempotencyMiddleware(RequestDelegate next)
     }
 
     private static Task WriteProblemAsync(
-        HttpContext context, IProblemDetailsService problems, int status, string slug, string title, string detail, string? field = null)
+        HttpContext context, IProblemDetailsService problems, int status, string type, string title, string detail, string? field = null)
     {
         context.Response.StatusCode = status;
-        var problem = new ProblemDetails { Type = ProblemTypes.For(slug), Title = title, Status = status, Detail = detail };
+        var problem = new ProblemDetails { Type = type, Title = title, Status = status, Detail = detail };
         if (field is not null)
         {
             // A refused header is a refused field: name it as validation problems do.

@@ -1,4 +1,4 @@
-using Gateway.Generations;
+using Gateway.Hosting;
 using Gateway.Storage;
 
 namespace Gateway.Clients;
@@ -31,7 +31,8 @@ internal static class LimitsExtensions
         builder.Services.AddMetrics();
         builder.Services.AddSingleton<ClientMetrics>();
         builder.Services.AddSingleton<ClientLimiter>();
-        builder.Services.AddSingleton<IGenerationListener, LimitsGenerationListener>();
+        builder.Services.AddSingleton<IProblemMapper, LimitProblems>();
+        builder.Services.AddGatewayJson(ClientJsonContext.Default);
         return builder;
     }
 

@@ -10,6 +10,16 @@ namespace Gateway.Files;
 
 internal static class FileEndpoints
 {
+    public static IHostApplicationBuilder AddFiles(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<FilesOptions>()
+            .BindConfiguration(FilesOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        builder.Services.AddGatewayJson(FileJsonContext.Default);
+        return builder;
+    }
+
     private const string Field = FileUploadReader.FieldName;
 
     // RFC 2046's limit, which ASP.NET Core's own form reading enforces too.
@@ -36,13 +46,13 @@ internal static class FileEndpoints
     }
 
     public static async Task<Results<Created<FileResponse>, ValidationProblem, ProblemHttpResult>> UploadFile(
-        HttpRequest request, FalQueueClient fal, IOptions<GatewayOptions> options, CancellationToken cancellationToken)
+        HttpRequest request, FalQueueClient fal, IOptions<FilesOptions> options, CancellationToken cancellationToken)
     {
         var maxBytes = options.Value.MaxUploadBytes;
         if (!MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType)
             || !mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
         {
-            return FileProblem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "unsupported-media-type",
+            return FileProblem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", ProblemTypes.UnsupportedMediaType,
                 "Send the image as multipart/form-data with a part named 'file'.");
         }
 
@@ -86,7 +96,7 @@ internal static class FileEndpoints
             UploadRefusal.NoFilePart => Invalid("A multipart part named 'file' holding the image is required.", "No file was sent."),
             UploadRefusal.SeveralFileParts => Invalid("Send exactly one multipart part named 'file'.", "More than one file was sent."),
             UploadRefusal.Empty => Invalid("The file is empty.", "The file is empty."),
-            UploadRefusal.NotAnImage => FileProblem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "unsupported-media-type",
+            UploadRefusal.NotAnImage => FileProblem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", ProblemTypes.UnsupportedMediaType,
                 "The file must be a PNG, JPEG, WebP or GIF image; its bytes are none of these."),
             UploadRefusal.TooLarge => TooLarge(maxBytes),
             _ => throw new ArgumentOutOfRangeException(nameof(refusal), refusal, null),
@@ -97,14 +107,14 @@ internal static class FileEndpoints
 
     private static ValidationProblem Malformed(string detail) =>
         TypedResults.ValidationProblem(new Dictionary<string, string[]> { [Field] = [detail] }, detail: detail,
-            title: "Malformed multipart body", type: ProblemTypes.For("malformed-multipart"));
+            title: "Malformed multipart body", type: ProblemTypes.MalformedMultipart);
 
     private static ProblemHttpResult TooLarge(long maxBytes) =>
-        FileProblem(StatusCodes.Status413PayloadTooLarge, "File too large", "body-too-large",
+        FileProblem(StatusCodes.Status413PayloadTooLarge, "File too large", ProblemTypes.BodyTooLarge,
             $"The file is larger than the gateway accepts ({maxBytes} bytes, Gateway__MaxUploadBytes).");
 
-    private static ProblemHttpResult FileProblem(int status, string title, string slug, string detail) =>
-        TypedResults.Problem(detail, statusCode: status, title: title, type: ProblemTypes.For(slug),
+    private static ProblemHttpResult FileProblem(int status, string title, string type, string detail) =>
+        TypedResults.Problem(detail, statusCode: status, title: title, type: type,
             extensions: new Dictionary<string, object?> { ["errors"] = new Dictionary<string, string[]> { [Field] = [detail] } });
 
     /// <summary>The caller's file name reduced to safe characters, with the extension its bytes deserve.</summary>

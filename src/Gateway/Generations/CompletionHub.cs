@@ -42,17 +42,6 @@ internal sealed partial class CompletionHub(IServiceProvider services, ILogger<C
         }
     }
 
-    public int WatchedGenerations
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _waiters.Count;
-            }
-        }
-    }
-
     private void Release(string id, Waiters waiters)
     {
         lock (_gate)

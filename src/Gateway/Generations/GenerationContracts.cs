@@ -66,8 +66,8 @@ public abstract class ImageRequest : IValidatableObject
     internal abstract FalImageInput ToFalInput();
 
     /// <summary>The gateway's limits (prompt length, data-URI size…), or the defaults outside a request.</summary>
-    protected static GatewayOptions OptionsFrom(ValidationContext validationContext) =>
-        (validationContext.GetService(typeof(IOptions<GatewayOptions>)) as IOptions<GatewayOptions>)?.Value ?? new GatewayOptions();
+    protected static GenerationOptions OptionsFrom(ValidationContext validationContext) =>
+        (validationContext.GetService(typeof(IOptions<GenerationOptions>)) as IOptions<GenerationOptions>)?.Value ?? new GenerationOptions();
 }
 
 /// <summary>A text-to-image job for <c>microsoft/mai-image-2.5</c>.</summary>
@@ -176,7 +176,7 @@ public sealed record GenerationError(
     IReadOnlyDictionary<string, string[]>? Errors)
 {
     internal static GenerationError From(FalFailure failure) => new(
-        ProblemTypes.For(failure.ProblemSlug), failure.Title, (int)failure.GatewayStatus, failure.Detail,
+        failure.ProblemType, failure.Title, (int)failure.GatewayStatus, failure.Detail,
         failure.FalStatusCode, failure.ErrorType, failure.Errors);
 }
 

@@ -4,6 +4,7 @@ using Gateway.Hosting;
 using Gateway.Storage;
 using Gateway.Upstream;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
 
 namespace Gateway.Generations;
 
@@ -68,49 +69,35 @@ internal static class GenerationEndpoints
     }
 
     public static Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitGeneration(
-        GenerateRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, HttpContext httpContext) =>
-        SubmitAsync(service.GenerateModel, request, user, service, limiter, httpContext);
+        GenerateRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, IOptions<GenerationOptions> options, HttpContext httpContext) =>
+        SubmitAsync(service.GenerateModel, request, user, service, limiter, options.Value, httpContext);
 
     public static Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitEdit(
-        EditRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, HttpContext httpContext) =>
-        SubmitAsync(service.EditModel, request, user, service, limiter, httpContext);
+        EditRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, IOptions<GenerationOptions> options, HttpContext httpContext) =>
+        SubmitAsync(service.EditModel, request, user, service, limiter, options.Value, httpContext);
 
     /// <summary>
     /// Takes the client's limit units first (given back when fal refused the submit), submits, and with
     /// <c>Prefer: wait</c> holds the answer until the job ends or the wait runs out.
     /// </summary>
     private static async Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitAsync(
-        string model, ImageRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, HttpContext httpContext)
+        string model, ImageRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, GenerationOptions options, HttpContext httpContext)
     {
         var client = user.ClientName();
-        var decision = await limiter.TryAcquireAsync(client, request.NumImages ?? 1);
-        decision.WriteHeaders(httpContext.Response.Headers);
-        if (decision.Lease is not { } lease)
-        {
-            return Problems.LimitExceeded(decision);
-        }
-
-        GenerationRecord record;
-        try
-        {
-            record = await service.SubmitAsync(client, model, request);
-        }
-        catch (FalUpstreamException e) when (e.Failure.Kind != FalFailureKind.Timeout)
-        {
+        var (decision, record) = await limiter.RunAsync(
+            client, request.NumImages ?? 1, httpContext.Response.Headers,
+            () => service.SubmitAsync(client, model, request),
+            submitted => LimitSettlement.Commit(submitted.Id),
             // fal answered no (or was never reached): nothing is billed, so nothing is counted. A timed-out
             // submit keeps its units: fal may have queued, and will bill, the job.
-            await lease.ReleaseAsync();
-            throw;
-        }
-        catch (StoreUnavailableException e) when (e.BeforeSubmit)
+            e => e is FalUpstreamException { Failure.Kind: not FalFailureKind.Timeout } or StoreUnavailableException { BeforeSubmit: true });
+        if (record is null)
         {
-            await lease.ReleaseAsync();
-            throw;
+            return LimitProblems.LimitExceeded(decision);
         }
 
-        await lease.CommitAsync(record.Id);
         var links = GenerationLinks.For(record.Id);
-        if (PreferWait.Requested(httpContext.Request, service.Options) is { } wait)
+        if (PreferWait.Requested(httpContext.Request, options) is { } wait)
         {
             PreferWait.Applied(httpContext.Response, wait);
             var snapshot = await service.WaitForEndAsync(record, wait, httpContext.RequestAborted);
@@ -162,15 +149,15 @@ internal static class GenerationEndpoints
     }
 
     public static async Task<Results<GenerationJson, ProblemHttpResult>> GetGeneration(
-        string id, ClaimsPrincipal user, GenerationService service, HttpContext httpContext, CancellationToken cancellationToken)
+        string id, ClaimsPrincipal user, GenerationService service, IOptions<GenerationOptions> options, HttpContext httpContext, CancellationToken cancellationToken)
     {
         if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
         {
-            return Problems.GenerationNotFound(id);
+            return GenerationProblems.NotFound(id);
         }
 
         GenerationSnapshot snapshot;
-        if (PreferWait.Requested(httpContext.Request, service.Options) is { } wait)
+        if (PreferWait.Requested(httpContext.Request, options.Value) is { } wait)
         {
             PreferWait.Applied(httpContext.Response, wait);
             snapshot = await service.WaitForEndAsync(record, wait, cancellationToken);
@@ -190,12 +177,12 @@ internal static class GenerationEndpoints
         {
             request.HttpContext.Response.Headers.RetryAfter = "1";
             return TypedResults.Problem("This replica is shutting down; reconnect and another replica will serve the stream.",
-                statusCode: StatusCodes.Status503ServiceUnavailable, title: "Shutting down", type: ProblemTypes.For("shutting-down"));
+                statusCode: StatusCodes.Status503ServiceUnavailable, title: "Shutting down", type: ProblemTypes.ShuttingDown);
         }
 
         if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
         {
-            return Problems.GenerationNotFound(id);
+            return GenerationProblems.NotFound(id);
         }
 
         return new GenerationEventStream(record, request.Headers["Last-Event-ID"].FirstOrDefault());
@@ -206,7 +193,7 @@ internal static class GenerationEndpoints
     {
         if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
         {
-            return Problems.GenerationNotFound(id);
+            return GenerationProblems.NotFound(id);
         }
 
         var snapshot = await service.ObserveAsync(record, logs, cancellationToken);
@@ -218,7 +205,7 @@ internal static class GenerationEndpoints
     {
         if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
         {
-            return Problems.GenerationNotFound(id);
+            return GenerationProblems.NotFound(id);
         }
 
         var snapshot = await service.ObserveAsync(record, logs: false, cancellationToken);
@@ -227,10 +214,10 @@ internal static class GenerationEndpoints
             case GenerationStatus.Completed:
                 var result = await service.GetResultAsync(id, cancellationToken);
                 return result is null
-                    ? Problems.ResultExpired(id)
+                    ? GenerationProblems.ResultExpired(id)
                     : new ResultJson(result, (i, ct) => service.GetBlobAsync(id, i, ct));
             case GenerationStatus.Failed:
-                return Problems.FromGenerationError(snapshot.Record.Error!);
+                return GenerationProblems.FromGenerationError(snapshot.Record.Error!);
             default:
                 response.Headers.RetryAfter = "1";
                 var status = GenerationMapper.ToStatus(snapshot, logs: false);
@@ -243,7 +230,7 @@ internal static class GenerationEndpoints
     {
         if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
         {
-            return Problems.GenerationNotFound(id);
+            return GenerationProblems.NotFound(id);
         }
 
         return await service.CancelAsync(record, cancellationToken) switch
@@ -252,7 +239,7 @@ internal static class GenerationEndpoints
                 title: "The generation has already ended",
                 detail: $"Generation '{id}' has already completed and cannot be cancelled.",
                 statusCode: StatusCodes.Status409Conflict,
-                type: ProblemTypes.For("already-completed")),
+                type: ProblemTypes.AlreadyCompleted),
             _ => TypedResults.Accepted(GenerationLinks.For(id).Self, new CancelResponse("CANCELLATION_REQUESTED")),
         };
     }

@@ -24,7 +24,7 @@ internal sealed class GenerationEventStream(GenerationRecord record, string? las
         var services = httpContext.RequestServices;
         var service = services.GetRequiredService<GenerationService>();
         var hub = services.GetRequiredService<CompletionHub>();
-        var options = services.GetRequiredService<IOptions<GatewayOptions>>().Value;
+        var options = services.GetRequiredService<IOptions<GenerationOptions>>().Value;
         var time = services.GetRequiredService<TimeProvider>();
         var stopping = services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
         using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(httpContext.RequestAborted, stopping);
@@ -75,7 +75,7 @@ internal sealed class GenerationEventStream(GenerationRecord record, string? las
                     var id = status.Status == GenerationStatus.InQueue ? $"q{status.QueuePosition ?? 0}" : "p";
                     if (id != sent)
                     {
-                        var json = JsonSerializer.Serialize(status, GatewayJsonContext.Default.StatusResponse);
+                        var json = JsonSerializer.Serialize(status, GenerationJsonContext.Default.StatusResponse);
                         await Write(response, $"id: {id}\nevent: status\ndata: {json}\n\n", token);
                         sent = id;
                         lastWrite = time.GetUtcNow();
@@ -117,7 +117,7 @@ internal sealed class GenerationEventStream(GenerationRecord record, string? las
         var eventName = TerminalId(terminal);
         await Write(response, $"id: {eventName}\nevent: {eventName}\ndata: ", token);
         var result = terminal.Status == GenerationStatus.Completed ? await service.GetResultAsync(terminal.Id, token) : null;
-        var body = JsonSerializer.SerializeToUtf8Bytes(GenerationMapper.ToResponse(terminal, null), GatewayJsonContext.Default.GenerationResponse);
+        var body = JsonSerializer.SerializeToUtf8Bytes(GenerationMapper.ToResponse(terminal, null), GenerationJsonContext.Default.GenerationResponse);
         await using (var data = new SingleLineStream(response.Body))
         {
             await GenerationJson.WriteAsync(data, body, result, (i, ct) => service.GetBlobAsync(terminal.Id, i, ct), token);

@@ -1,3 +1,5 @@
+using Gateway.Clients;
+using Gateway.Hosting;
 using Gateway.Storage;
 
 namespace Gateway.Generations;
@@ -6,9 +8,17 @@ internal static class GenerationExtensions
 {
     public static IHostApplicationBuilder AddGenerations(this IHostApplicationBuilder builder)
     {
+        builder.Services.AddOptions<GenerationOptions>()
+            .BindConfiguration(GenerationOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        builder.Services.AddGatewayJson(GenerationJsonContext.Default,
+            GenerationJsonContext.Default.GenerateRequest, GenerationJsonContext.Default.EditRequest);
         builder.Services.AddSingleton<RequestCoalescer>();
         builder.Services.AddScoped<GenerationService>();
 
+        // Listeners are told in this order: the slot is free before any waiter hears of the end.
+        builder.Services.AddSingleton<IGenerationListener, LimitsGenerationListener>();
         builder.Services.AddSingleton<CompletionHub>();
         builder.Services.AddHostedService(services => services.GetRequiredService<CompletionHub>());
         builder.Services.AddSingleton<IGenerationListener>(services => services.GetRequiredService<CompletionHub>());
@@ -19,14 +29,17 @@ internal static class GenerationExtensions
 
         if (builder.UsesRedis())
         {
+            builder.Services.AddSingleton<IGenerationStore, RedisGenerationStore>();
             builder.Services.AddSingleton<IGenerationHistory, RedisGenerationHistory>();
         }
         else
         {
+            builder.Services.AddSingleton<IGenerationStore, InMemoryGenerationStore>();
             builder.Services.AddSingleton<IGenerationHistory, InMemoryGenerationHistory>();
         }
 
         builder.Services.AddSingleton<IGenerationListener, HistoryGenerationListener>();
+        builder.Services.AddSingleton<IGenerationEnds, GenerationEnds>();
         return builder;
     }
 }

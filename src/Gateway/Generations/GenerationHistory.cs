@@ -52,7 +52,7 @@ internal interface IGenerationHistory
     Task<IReadOnlyList<HistoryCursor>> ListAsync(string client, HistoryCursor? after, int take);
 }
 
-internal sealed class RedisGenerationHistory(RedisConnection redis, IOptions<GatewayOptions> options, TimeProvider time) : IGenerationHistory
+internal sealed class RedisGenerationHistory(RedisConnection redis, IOptions<GenerationOptions> options, TimeProvider time) : IGenerationHistory
 {
     private IDatabase Db => redis.Database;
 
@@ -97,7 +97,7 @@ internal sealed class RedisGenerationHistory(RedisConnection redis, IOptions<Gat
     }
 }
 
-internal sealed class InMemoryGenerationHistory(IOptions<GatewayOptions> options, TimeProvider time) : IGenerationHistory
+internal sealed class InMemoryGenerationHistory(IOptions<GenerationOptions> options, TimeProvider time) : IGenerationHistory
 {
     private readonly Dictionary<string, SortedSet<HistoryCursor>> _byClient = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();

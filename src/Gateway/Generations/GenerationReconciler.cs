@@ -13,7 +13,7 @@ namespace Gateway.Generations;
 internal sealed partial class GenerationReconciler(
     IServiceScopeFactory scopes,
     IGenerationStore store,
-    IOptions<GatewayOptions> options,
+    IOptions<GenerationOptions> options,
     GatewayMetrics metrics,
     TimeProvider time,
     ILogger<GenerationReconciler> logger) : BackgroundService, IGenerationListener

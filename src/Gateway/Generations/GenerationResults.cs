@@ -26,7 +26,7 @@ internal sealed class GenerationJson(
             response.Headers.Location = location;
         }
 
-        var json = JsonSerializer.SerializeToUtf8Bytes(body, GatewayJsonContext.Default.GenerationResponse);
+        var json = JsonSerializer.SerializeToUtf8Bytes(body, GenerationJsonContext.Default.GenerationResponse);
         await WriteAsync(response.Body, json, result, loadBlob, httpContext.RequestAborted);
     }
 

@@ -17,7 +17,7 @@ internal sealed partial class GenerationService(
     CompletionHub hub,
     GatewayMetrics metrics,
     IHostApplicationLifetime lifetime,
-    IOptions<GatewayOptions> gatewayOptions,
+    IOptions<GenerationOptions> generationOptions,
     IOptions<FalOptions> falOptions,
     IEnumerable<IGenerationListener> listeners,
     TimeProvider time,
@@ -27,12 +27,10 @@ internal sealed partial class GenerationService(
 
     public string GenerateModel => falOptions.Value.Model;
 
-    public GatewayOptions Options => gatewayOptions.Value;
-
     public string EditModel => falOptions.Value.EditModel;
 
     /// <summary>Where fal should deliver the completion webhook: <c>{PublicBaseUrl}/v1/webhooks/fal</c>, or null (the gateway polls).</summary>
-    public string? WebhookUrl => gatewayOptions.Value.PublicBaseUrl is { Length: > 0 } publicBase
+    public string? WebhookUrl => generationOptions.Value.PublicBaseUrl is { Length: > 0 } publicBase
         ? $"{publicBase.TrimEnd('/')}/v1/webhooks/fal"
         : null;
 
@@ -70,7 +68,6 @@ internal sealed partial class GenerationService(
             ResponseUrl = QueueUrl(submitted.ResponseUrl, submitted.RequestId, ""),
             CancelUrl = QueueUrl(submitted.CancelUrl, submitted.RequestId, "/cancel"),
             NumImages = request.NumImages ?? 1,
-            SyncMode = request.SyncMode ?? false,
         };
         await CreateWithRetriesAsync(record);
         LogSubmitted(logger, record.Id, client, endpointId, record.NumImages);
@@ -124,7 +121,7 @@ internal sealed partial class GenerationService(
         }
 
         var status = await coalescer.RunAsync(
-            $"status:{record.Id}:{logs}", gatewayOptions.Value.StatusCacheTtl,
+            $"status:{record.Id}:{logs}", generationOptions.Value.StatusCacheTtl,
             ct => fal.GetStatusAsync(record.StatusUrl, logs, ct), cancellationToken, cache: "status");
         if (status.Status == FalStatus.Completed)
         {
@@ -154,7 +151,7 @@ internal sealed partial class GenerationService(
                 return snapshot; // a draining replica answers what it has rather than hold the shutdown
             }
 
-            var nap = remaining < gatewayOptions.Value.EventStreamPollInterval ? remaining : gatewayOptions.Value.EventStreamPollInterval;
+            var nap = remaining < generationOptions.Value.EventStreamPollInterval ? remaining : generationOptions.Value.EventStreamPollInterval;
             await Task.WhenAny(watch.Ended, Task.Delay(nap, time, cancellationToken), stopped.Task);
             cancellationToken.ThrowIfCancellationRequested();
         }
@@ -174,7 +171,7 @@ internal sealed partial class GenerationService(
 
         if (status == "OK" && payload is { } output)
         {
-            var result = StoredResult.Encode(output.ToArray(), gatewayOptions.Value.InlineResultMaxBytes);
+            var result = StoredResult.Encode(output.ToArray(), generationOptions.Value.InlineResultMaxBytes);
             LogCompleted(logger, record.Id, output.Length);
             return await EndAsync(record with { Status = GenerationStatus.Completed, QueuePosition = null, CompletedAt = time.GetUtcNow() }, result, cancellationToken);
         }
@@ -292,7 +289,7 @@ internal sealed partial class GenerationService(
         {
             try
             {
-                var result = StoredResult.Encode(body.Body, gatewayOptions.Value.InlineResultMaxBytes);
+                var result = StoredResult.Encode(body.Body, generationOptions.Value.InlineResultMaxBytes);
                 LogCompleted(logger, record.Id, body.Body.Length);
                 return (record with { Status = GenerationStatus.Completed, QueuePosition = null, CompletedAt = time.GetUtcNow() }, result);
             }

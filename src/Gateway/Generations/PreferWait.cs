@@ -1,12 +1,11 @@
 using System.Globalization;
-using Gateway.Hosting;
 
 namespace Gateway.Generations;
 
 /// <summary><c>Prefer: wait=N</c> (RFC 7240): how long the caller is willing to wait, capped by configuration.</summary>
 internal static class PreferWait
 {
-    public static TimeSpan? Requested(HttpRequest request, GatewayOptions options)
+    public static TimeSpan? Requested(HttpRequest request, GenerationOptions options)
     {
         foreach (var value in request.Headers["Prefer"])
         {

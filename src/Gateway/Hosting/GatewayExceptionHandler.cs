@@ -1,17 +1,18 @@
-using System.Globalization;
 using System.Text.Json;
-using Gateway.Clients;
-using Gateway.Upstream;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
-using Gateway.Storage;
-using StackExchange.Redis;
 
 namespace Gateway.Hosting;
 
-/// <summary>The one place where exceptions become problem details (and are logged).</summary>
-internal sealed partial class GatewayExceptionHandler(IProblemDetailsService problems, ILogger<GatewayExceptionHandler> logger) : IExceptionHandler
+/// <summary>
+/// The one place where exceptions become problem details (and are logged): a feature's own exceptions through
+/// the <see cref="IProblemMapper"/> it registered, request binding failures here, anything else as a 500.
+/// </summary>
+internal sealed partial class GatewayExceptionHandler(
+    IProblemDetailsService problems, IEnumerable<IProblemMapper> mappers, ILogger<GatewayExceptionHandler> logger) : IExceptionHandler
 {
+    private readonly IProblemMapper[] _mappers = [.. mappers];
+
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
         if (exception is OperationCanceledException && httpContext.RequestAborted.IsCancellationRequested)
@@ -20,90 +21,40 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
             return true;
         }
 
-        var problem = exception switch
-        {
-            FalUpstreamException upstream => FromUpstream(httpContext, upstream.Failure),
-            BadHttpRequestException bad => FromBadRequest(bad),
-            StoreUnavailableException unavailable => Unavailable(httpContext, unavailable.Message, exception),
-            RedisException or RedisTimeoutException => Unavailable(httpContext, "The gateway's store (Redis) is not reachable.", exception),
-            ClientLimitsUnavailableException => Unavailable(httpContext,
-                "The client limits cannot be checked because Redis is not reachable; nothing was sent to fal. Retry shortly.", exception, "limits-unavailable"),
-            _ => Unexpected(exception),
-        };
-
+        var problem = exception is BadHttpRequestException bad ? FromBadRequest(bad) : FromFeatures(httpContext, exception) ?? Unexpected(exception);
         httpContext.Response.StatusCode = problem.Status ?? StatusCodes.Status500InternalServerError;
         return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = httpContext, ProblemDetails = problem, Exception = exception });
     }
 
-    private ProblemDetails FromUpstream(HttpContext httpContext, FalFailure failure)
+    private ProblemDetails? FromFeatures(HttpContext httpContext, Exception exception)
     {
-        LogUpstream(logger, failure.Kind, failure.FalStatusCode, httpContext.Request.Path);
-        if (failure.RetryAfter is { } retryAfter)
+        foreach (var mapper in _mappers)
         {
-            httpContext.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+            if (mapper.TryMap(httpContext, exception) is { } problem)
+            {
+                return problem;
+            }
         }
 
-        var problem = new ProblemDetails
-        {
-            Type = ProblemTypes.For(failure.ProblemSlug),
-            Title = failure.Title,
-            Status = (int)failure.GatewayStatus,
-            Detail = failure.Detail,
-        };
-        problem.Extensions["fal_status"] = failure.FalStatusCode;
-        if (failure.ErrorType is not null)
-        {
-            problem.Extensions["fal_error_type"] = failure.ErrorType;
-        }
-
-        if (failure.Errors is { } errors)
-        {
-            problem.Extensions["errors"] = errors;
-        }
-
-        return problem;
+        return null;
     }
 
-    private static HttpValidationProblemDetails FromBadRequest(BadHttpRequestException exception)
+    private static ProblemDetails FromBadRequest(BadHttpRequestException exception)
     {
-        var (field, message, slug) = exception switch
+        if (GatewayProblemDetails.BodyRefusalTitle(exception.StatusCode) is { } title)
         {
-            { StatusCode: StatusCodes.Status413PayloadTooLarge } =>
-                ("body", "The request body is larger than the gateway accepts.", "body-too-large"),
-            { StatusCode: StatusCodes.Status415UnsupportedMediaType } =>
-                ("Content-Type", "Send the body as JSON with Content-Type: application/json.", "unsupported-media-type"),
-            { InnerException: JsonException json } when JsonBodyError.From(json) is var error =>
-                (error.Field, error.Message, error.Kind == JsonBodyErrorKind.Malformed ? "malformed-json" : "validation"),
-            _ when exception.Message.Contains("body", StringComparison.OrdinalIgnoreCase) =>
-                ("body", "A JSON object body is required.", "validation"),
-            _ => ("request", exception.Message, "bad-request"),
-        };
+            return new ProblemDetails { Title = title, Status = exception.StatusCode }; // shaped by GatewayProblemDetails
+        }
 
+        var (field, message, type) = JsonBodyError.From(exception) is { } error
+            ? (error.Field, error.Message, error.Kind == JsonBodyErrorKind.Malformed ? ProblemTypes.MalformedJson : ProblemTypes.Validation)
+            : ("request", exception.Message, ProblemTypes.BadRequest);
         return new HttpValidationProblemDetails(new Dictionary<string, string[]> { [field] = [message] })
         {
-            Type = ProblemTypes.For(slug),
-            Title = exception.StatusCode switch
-            {
-                StatusCodes.Status413PayloadTooLarge => "Request body too large",
-                StatusCodes.Status415UnsupportedMediaType => "Unsupported media type",
-                _ => "The request is not valid",
-            },
+            Type = type,
+            Title = "The request is not valid",
             Status = exception.StatusCode,
             Detail = message,
-        };
-    }
-
-    private ProblemDetails Unavailable(HttpContext httpContext, string detail, Exception exception, string slug = "store-unavailable")
-    {
-        // The connection logs its loss and return once; a stack trace per refused request would flood the log.
-        LogStoreUnavailable(logger, exception.GetType().Name, exception.Message);
-        httpContext.Response.Headers.RetryAfter = "2"; // reconnect attempts run at most a second apart
-        return new ProblemDetails
-        {
-            Type = ProblemTypes.For(slug),
-            Title = "Temporarily unavailable",
-            Status = StatusCodes.Status503ServiceUnavailable,
-            Detail = detail,
         };
     }
 
@@ -112,18 +63,12 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
         LogUnexpected(logger, exception);
         return new ProblemDetails
         {
-            Type = ProblemTypes.For("internal"),
+            Type = ProblemTypes.Internal,
             Title = "Unexpected error",
             Status = StatusCodes.Status500InternalServerError,
             Detail = "The gateway failed to handle the request; the trace id identifies it in the logs.",
         };
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Upstream failure {Kind} (fal status {FalStatus}) on {Path}")]
-    private static partial void LogUpstream(ILogger logger, FalFailureKind kind, int? falStatus, PathString path);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The store is unavailable: {ExceptionType}: {ExceptionMessage}")]
-    private static partial void LogStoreUnavailable(ILogger logger, string exceptionType, string exceptionMessage);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled exception")]
     private static partial void LogUnexpected(ILogger logger, Exception exception);

@@ -21,7 +21,7 @@ internal sealed class GatewayMetrics
 
     public GatewayMetrics(IMeterFactory meters)
     {
-        var meter = meters.Create(MeterName);
+        var meter = Meter = meters.Create(MeterName);
         _falCalls = meter.CreateHistogram<double>("fal.call.duration", "s", "Calls to fal by operation and outcome",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
         _cacheLookups = meter.CreateCounter<long>("cache.lookups", description: "Status and result lookups answered from the cache (hit) or from fal (miss)");
@@ -31,6 +31,9 @@ internal sealed class GatewayMetrics
         meter.CreateObservableGauge("generations.in_flight", () => Volatile.Read(ref _inFlight),
             description: "Accepted generations that have not ended (the reconciler's schedule, shared by all replicas)");
     }
+
+    /// <summary>The one <c>Gateway</c> meter; features add their own instruments to it.</summary>
+    public Meter Meter { get; }
 
     public void FalCall(string operation, string outcome, TimeSpan elapsed) =>
         _falCalls.Record(elapsed.TotalSeconds, new("operation", operation), new("outcome", outcome));

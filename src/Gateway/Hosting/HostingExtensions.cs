@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -51,58 +50,14 @@ internal static class HostingExtensions
             options.SerializerOptions.PropertyNameCaseInsensitive = false;
             options.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
             options.SerializerOptions.AllowDuplicateProperties = false;
-            options.SerializerOptions.TypeInfoResolverChain.Insert(0, GatewayJsonContext.Default);
         });
         builder.Services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
         builder.Services.AddSingleton<IConfigureOptions<KestrelServerOptions>, KestrelLimits>();
 
         builder.Services.AddValidation();
-        builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
-        {
-            var problem = context.ProblemDetails;
-            problem.Extensions.Remove("traceId");
-            problem.Extensions["trace_id"] = Activity.Current?.TraceId.ToString() ?? context.HttpContext.TraceIdentifier;
-            if (problem is HttpValidationProblemDetails validation)
-            {
-                var named = ValidationFieldNames.ToJsonNames(validation.Errors);
-                validation.Errors.Clear();
-                foreach (var (field, messages) in named)
-                {
-                    validation.Errors[field] = messages;
-                }
-            }
-
-            if (problem.Status == StatusCodes.Status413PayloadTooLarge)
-            {
-                problem.Detail ??= "The request body is larger than the gateway accepts (Gateway__MaxRequestBodyBytes).";
-                problem.Extensions.TryAdd("errors", new Dictionary<string, string[]> { ["body"] = [problem.Detail] });
-                problem.Type = ProblemTypes.For("body-too-large");
-            }
-
-            if (problem.Status == StatusCodes.Status415UnsupportedMediaType)
-            {
-                problem.Detail ??= "Send the body as JSON with Content-Type: application/json.";
-                problem.Extensions.TryAdd("errors", new Dictionary<string, string[]> { ["Content-Type"] = [problem.Detail] });
-                problem.Type = ProblemTypes.For("unsupported-media-type");
-            }
-
-            if (problem is HttpValidationProblemDetails && (problem.Type is null || problem.Type.StartsWith("https://tools.ietf.org", StringComparison.Ordinal)))
-            {
-                problem.Type = ProblemTypes.For("validation");
-                problem.Title = "The request is not valid";
-                problem.Detail ??= "One or more fields are invalid; see errors.";
-            }
-            else if (problem.Type is null || problem.Type.StartsWith("https://tools.ietf.org", StringComparison.Ordinal))
-            {
-                problem.Type = ProblemTypes.For(problem.Status switch
-                {
-                    StatusCodes.Status401Unauthorized => "unauthorized",
-                    StatusCodes.Status404NotFound => "not-found",
-                    StatusCodes.Status405MethodNotAllowed => "method-not-allowed",
-                    _ => "http-" + problem.Status,
-                });
-            }
-        });
+        builder.Services.AddSingleton<ValidationFieldNames>();
+        builder.Services.AddProblemDetails();
+        builder.Services.AddSingleton<IConfigureOptions<ProblemDetailsOptions>, GatewayProblemDetails>();
         builder.Services.AddExceptionHandler<GatewayExceptionHandler>();
 
         builder.Services.AddSingleton<GracefulShutdown>();

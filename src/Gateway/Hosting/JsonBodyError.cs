@@ -12,6 +12,9 @@ internal enum JsonBodyErrorKind
 
     /// <summary>Not JSON at all.</summary>
     Malformed,
+
+    /// <summary>No body where one is required.</summary>
+    Missing,
 }
 
 /// <summary>
@@ -20,6 +23,18 @@ internal enum JsonBodyErrorKind
 /// </summary>
 internal sealed record JsonBodyError(JsonBodyErrorKind Kind, string Field, string Message)
 {
+    /// <summary>
+    /// The body error behind a failed binding of a JSON body, or null when the failure is not the body's: the serializer's
+    /// error, or no body at all (the framework says so only in its message).
+    /// </summary>
+    public static JsonBodyError? From(BadHttpRequestException exception) => exception switch
+    {
+        { InnerException: JsonException json } => From(json),
+        _ when exception.Message.Contains("body", StringComparison.OrdinalIgnoreCase) =>
+            new(JsonBodyErrorKind.Missing, "body", "A JSON object body is required."),
+        _ => null,
+    };
+
     public static JsonBodyError From(JsonException exception)
     {
         // System.Text.Json has no error codes; its messages are stable (and English: InvariantGlobalization).

@@ -7,8 +7,6 @@ namespace Gateway.Hosting;
 /// <summary>Prometheus metrics on <c>/metrics</c> and OpenTelemetry traces (OTLP when configured).</summary>
 internal static class ObservabilityExtensions
 {
-    public const string ActivitySourceName = "Gateway";
-
     private static int _adapterConfigured;
 
     public static IHostApplicationBuilder AddGatewayObservability(this IHostApplicationBuilder builder)
@@ -32,8 +30,7 @@ internal static class ObservabilityExtensions
             .ConfigureResource(resource => resource.AddService("mai-image-gateway"))
             .WithTracing(traces =>
             {
-                traces.AddSource(ActivitySourceName)
-                    .AddAspNetCoreInstrumentation(options => options.Filter = context => !context.Request.Path.StartsWithSegments("/health"))
+                traces.AddAspNetCoreInstrumentation(options => options.Filter = context => !context.Request.Path.StartsWithSegments("/health"))
                     .AddHttpClientInstrumentation();
                 if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
                 {

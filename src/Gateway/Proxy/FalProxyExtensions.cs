@@ -38,6 +38,7 @@ internal static class FalProxyExtensions
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<FalProxyInvoker>();
         builder.Services.AddScoped<ProxySubmitValidator>();
+        builder.Services.AddScoped<FalProxyHandler>();
         return builder;
     }
 

@@ -73,6 +73,7 @@ internal sealed partial class FalProxyTransformer(
         httpContext.Response.Headers.Remove(HeaderNames.ContentEncoding);
 
         FalAnswered = proxyResponse is not null;
+        FalSucceeded = proxyResponse is { IsSuccessStatusCode: true };
         if (target.Operation == FalProxyOperation.Submit && submitted is not null && proxyResponse is { IsSuccessStatusCode: true })
         {
             // fal's answer is small; buffer it to learn the request id, then let it flow to the caller unchanged.
@@ -99,6 +100,9 @@ internal sealed partial class FalProxyTransformer(
 
     /// <summary>Whether fal answered at all (a refusal gives the client's limit units back; silence keeps them).</summary>
     public bool FalAnswered { get; private set; }
+
+    /// <summary>Whether fal answered with success (a run that succeeded has produced, and billed, its images).</summary>
+    public bool FalSucceeded { get; private set; }
 
     private static FalSubmitResponse? TryRead(byte[] body)
     {

@@ -18,6 +18,7 @@ namespace Gateway.Proxy;
 internal sealed class ProxySubmitValidator(
     IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> jsonOptions,
     IOptions<ValidationOptions> validationOptions,
+    ValidationFieldNames fieldNames,
     IServiceProvider services)
 {
     public async Task<(ImageRequest? Request, JsonNode? FalErrors)> ReadAsync(HttpContext context, bool edit, CancellationToken cancellationToken)
@@ -42,7 +43,7 @@ internal sealed class ProxySubmitValidator(
         var errors = await ValidateAsync(request, type, cancellationToken);
         return errors.Count == 0
             ? (request, null)
-            : (null, Errors([.. ValidationFieldNames.ToJsonNames(errors).SelectMany(e => e.Value.Select(m => (e.Key, m, "value_error")))]));
+            : (null, Errors([.. fieldNames.ToJsonNames(errors).SelectMany(e => e.Value.Select(m => (e.Key, m, "value_error")))]));
     }
 
     /// <summary>

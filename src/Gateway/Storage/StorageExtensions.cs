@@ -1,3 +1,4 @@
+using Gateway.Hosting;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using StackExchange.Redis;
 
@@ -11,34 +12,34 @@ internal static class StorageExtensions
     public static bool UsesRedis(this IHostApplicationBuilder builder) =>
         !string.IsNullOrWhiteSpace(builder.Configuration.GetConnectionString(RedisConnectionName));
 
-    /// <summary>Redis when <c>ConnectionStrings:Redis</c> is set, else the in-memory store (one replica only).</summary>
-    public static IHostApplicationBuilder AddGenerationStore(this IHostApplicationBuilder builder)
+    /// <summary>
+    /// The Redis connection when <c>ConnectionStrings:Redis</c> is set (the features then keep their state there), else
+    /// nothing shared: each feature keeps its state in memory (one replica only). Either way, readiness reports it.
+    /// </summary>
+    public static IHostApplicationBuilder AddStorage(this IHostApplicationBuilder builder)
     {
-        var connectionString = builder.Configuration.GetConnectionString(RedisConnectionName);
         if (!builder.UsesRedis())
         {
-            builder.Services.AddSingleton<IGenerationStore, InMemoryGenerationStore>();
             builder.Services.AddHostedService<InMemoryStoreAnnouncement>();
+            builder.Services.AddHealthChecks().AddCheck("store", () => HealthCheckResult.Healthy("In-memory store (one replica only)."), tags: ["ready"]);
         }
         else
         {
-            var redisOptions = RedisConnection.Options(connectionString!);
+            var redisOptions = RedisConnection.Options(builder.Configuration.GetConnectionString(RedisConnectionName)!);
             builder.Services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(redisOptions));
             builder.Services.AddSingleton<RedisConnection>();
             builder.Services.AddHostedService(services => services.GetRequiredService<RedisConnection>());
-            builder.Services.AddSingleton<IGenerationStore, RedisGenerationStore>();
+            builder.Services.AddHealthChecks().AddCheck<RedisHealthCheck>("store", tags: ["ready"]);
         }
 
-        builder.Services.AddHealthChecks().AddCheck<StoreHealthCheck>("store", tags: ["ready"]);
+        builder.Services.AddSingleton<IProblemMapper, StoreProblemMapper>();
         return builder;
     }
 
-    private sealed class StoreHealthCheck(IGenerationStore store) : IHealthCheck
+    private sealed class RedisHealthCheck(RedisConnection redis) : IHealthCheck
     {
-        public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-            await store.IsHealthyAsync(cancellationToken)
-                ? HealthCheckResult.Healthy(store.IsShared ? "Redis is reachable." : "In-memory store (one replica only).")
-                : HealthCheckResult.Unhealthy("Redis is not reachable.");
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+            Task.FromResult(redis.IsAvailable ? HealthCheckResult.Healthy("Redis is reachable.") : HealthCheckResult.Unhealthy("Redis is not reachable."));
     }
 
     private sealed class InMemoryStoreAnnouncement(ILogger<InMemoryStoreAnnouncement> logger) : IHostedService

@@ -1,4 +1,5 @@
 using System.Net;
+using Gateway.Hosting;
 
 namespace Gateway.Upstream;
 
@@ -56,17 +57,17 @@ public sealed record FalFailure(
         _ => "fal failed",
     };
 
-    public string ProblemSlug => Kind switch
+    public string ProblemType => Kind switch
     {
-        FalFailureKind.Rejected => "upstream-rejected",
-        FalFailureKind.RateLimited => "rate-limited",
-        FalFailureKind.Misconfigured => "upstream-configuration",
-        FalFailureKind.AccountUnavailable => "upstream-account",
-        FalFailureKind.BadGateway => "upstream-error",
-        FalFailureKind.Timeout => "upstream-timeout",
-        FalFailureKind.CircuitOpen => "upstream-unavailable",
-        FalFailureKind.JobFailed => "generation-failed",
-        _ => "upstream-error",
+        FalFailureKind.Rejected => ProblemTypes.UpstreamRejected,
+        FalFailureKind.RateLimited => ProblemTypes.RateLimited,
+        FalFailureKind.Misconfigured => ProblemTypes.UpstreamConfiguration,
+        FalFailureKind.AccountUnavailable => ProblemTypes.UpstreamAccount,
+        FalFailureKind.BadGateway => ProblemTypes.UpstreamError,
+        FalFailureKind.Timeout => ProblemTypes.UpstreamTimeout,
+        FalFailureKind.CircuitOpen => ProblemTypes.UpstreamUnavailable,
+        FalFailureKind.JobFailed => ProblemTypes.GenerationFailed,
+        _ => ProblemTypes.UpstreamError,
     };
 
     /// <summary>fal's field errors as a validation-problem <c>errors</c> map.</summary>

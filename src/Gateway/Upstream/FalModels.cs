@@ -19,7 +19,6 @@ internal sealed record FalStatus(
     [property: JsonPropertyName("error")] string? Error,
     [property: JsonPropertyName("error_type")] string? ErrorType)
 {
-    public const string InQueue = "IN_QUEUE";
     public const string InProgress = "IN_PROGRESS";
     public const string Completed = "COMPLETED";
 }

@@ -1,3 +1,4 @@
+using Gateway.Hosting;
 using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
 
@@ -23,6 +24,7 @@ internal static class UpstreamExtensions
             })
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        builder.Services.AddSingleton<IProblemMapper, FalProblemMapper>();
 
         builder.Services.AddHttpClient<FalQueueClient>()
             .AddStandardResilienceHandler()

@@ -143,7 +143,7 @@ internal static partial class WebhookEndpoints
 
         return TypedResults.Problem(refusal.Detail, statusCode: refusal.Status,
             title: refusal.Status == StatusCodes.Status503ServiceUnavailable ? "Webhook not processed now" : "Webhook refused",
-            type: ProblemTypes.For("webhook-" + refusal.Reason.ToString().ToLowerInvariant()));
+            type: ProblemTypes.WebhookPrefix + refusal.Reason.ToString().ToLowerInvariant());
     }
 
     private static string? Text(JsonElement root, string name) =>

@@ -1,3 +1,4 @@
+using Gateway.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Webhooks;
@@ -18,6 +19,7 @@ internal static class WebhookExtensions
         builder.Services.AddSingleton<JwksCache>();
         builder.Services.AddSingleton<FalWebhookVerifier>();
         builder.Services.AddSingleton<WebhookBodyReader>();
+        builder.Services.AddGatewayJson(WebhookJsonContext.Default);
         return builder;
     }
 }

@@ -150,7 +150,7 @@ public sealed class StrictBindingTests(RedisServer redis)
     {
         var appsettings = JsonNode.Parse(File.ReadAllText(Path.Combine(Process.ProcessGateway.RepoRoot, "appsettings.json")))!;
 
-        Assert.Equal(1, new Gateway.Hosting.GatewayOptions().MaxImageUrls);
+        Assert.Equal(1, new Gateway.Generations.GenerationOptions().MaxImageUrls);
         Assert.Equal(1, appsettings["Gateway"]!["MaxImageUrls"]!.GetValue<int>());
     }
 

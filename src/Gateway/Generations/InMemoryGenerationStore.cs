@@ -1,11 +1,10 @@
 using System.Collections.Concurrent;
-using Gateway.Hosting;
 using Microsoft.Extensions.Options;
 
-namespace Gateway.Storage;
+namespace Gateway.Generations;
 
 /// <summary>The store when no Redis is configured: one replica only, lost on restart (announced at start).</summary>
-internal sealed class InMemoryGenerationStore(IOptions<GatewayOptions> options, TimeProvider time) : IGenerationStore
+internal sealed class InMemoryGenerationStore(IOptions<GenerationOptions> options, TimeProvider time) : IGenerationStore
 {
     private readonly ConcurrentDictionary<string, Entry> _entries = new();
     private readonly ConcurrentDictionary<string, (string Owner, DateTimeOffset Expires)> _leases = new();

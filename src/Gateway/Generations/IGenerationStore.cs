@@ -1,4 +1,4 @@
-namespace Gateway.Storage;
+namespace Gateway.Generations;
 
 /// <summary>Where generations, their owners and their terminal results live: Redis, or memory for one replica.</summary>
 internal interface IGenerationStore

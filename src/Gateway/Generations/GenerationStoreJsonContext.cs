@@ -1,7 +1,7 @@
 using System.Text.Json.Serialization;
 
-namespace Gateway.Storage;
+namespace Gateway.Generations;
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(GenerationRecord))]
-internal sealed partial class StorageJsonContext : JsonSerializerContext;
+internal sealed partial class GenerationStoreJsonContext : JsonSerializerContext;

@@ -1,8 +1,8 @@
-using Gateway.Generations;
 
-namespace Gateway.Storage;
+namespace Gateway.Generations;
 
 /// <summary>What the gateway keeps about one generation: who owns it, where fal tracks it, and how it ended.</summary>
+/// <remarks>Read tolerantly: members of older records that are no longer kept (<c>sync_mode</c>) are skipped.</remarks>
 internal sealed record GenerationRecord
 {
     public required string Id { get; init; }
@@ -19,7 +19,6 @@ internal sealed record GenerationRecord
     public required string ResponseUrl { get; init; }
     public required string CancelUrl { get; init; }
     public int NumImages { get; init; } = 1;
-    public bool SyncMode { get; init; }
     public GenerationError? Error { get; init; }
 
     public bool IsTerminal => GenerationStatus.IsTerminal(Status);

@@ -1,11 +1,11 @@
 using System.Text.Json;
-using Gateway.Hosting;
+using Gateway.Storage;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
-namespace Gateway.Storage;
+namespace Gateway.Generations;
 
-internal sealed class RedisGenerationStore(RedisConnection redis, IOptions<GatewayOptions> options) : IGenerationStore
+internal sealed class RedisGenerationStore(RedisConnection redis, IOptions<GenerationOptions> options) : IGenerationStore
 {
     private const byte InlineFormat = (byte)'J';
     private const byte SkeletonFormat = (byte)'S';
@@ -21,14 +21,14 @@ internal sealed class RedisGenerationStore(RedisConnection redis, IOptions<Gatew
 
     public async Task CreateAsync(GenerationRecord record, CancellationToken cancellationToken)
     {
-        var json = JsonSerializer.SerializeToUtf8Bytes(record, StorageJsonContext.Default.GenerationRecord);
+        var json = JsonSerializer.SerializeToUtf8Bytes(record, GenerationStoreJsonContext.Default.GenerationRecord);
         await Db.StringSetAsync(RedisKeys.Generation(record.Id), json, Ttl);
     }
 
     public async Task<GenerationRecord?> GetAsync(string id, CancellationToken cancellationToken)
     {
         var value = await Db.StringGetAsync(RedisKeys.Generation(id));
-        return value.IsNull ? null : JsonSerializer.Deserialize((byte[])value!, StorageJsonContext.Default.GenerationRecord);
+        return value.IsNull ? null : JsonSerializer.Deserialize((byte[])value!, GenerationStoreJsonContext.Default.GenerationRecord);
     }
 
     public async Task<bool> CompleteAsync(GenerationRecord terminal, StoredResult? result, CancellationToken cancellationToken)
@@ -38,7 +38,7 @@ internal sealed class RedisGenerationStore(RedisConnection redis, IOptions<Gatew
         {
             var current = await Db.StringGetAsync(key);
             if (!current.IsNull
-                && JsonSerializer.Deserialize((byte[])current!, StorageJsonContext.Default.GenerationRecord) is { IsTerminal: true })
+                && JsonSerializer.Deserialize((byte[])current!, GenerationStoreJsonContext.Default.GenerationRecord) is { IsTerminal: true })
             {
                 return false;
             }
@@ -47,7 +47,7 @@ internal sealed class RedisGenerationStore(RedisConnection redis, IOptions<Gatew
             transaction.AddCondition(current.IsNull ? Condition.KeyNotExists(key) : Condition.StringEqual(key, current));
             var writes = new List<Task>
             {
-                transaction.StringSetAsync(key, JsonSerializer.SerializeToUtf8Bytes(terminal, StorageJsonContext.Default.GenerationRecord), Ttl),
+                transaction.StringSetAsync(key, JsonSerializer.SerializeToUtf8Bytes(terminal, GenerationStoreJsonContext.Default.GenerationRecord), Ttl),
             };
             if (result is not null)
             {

@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-namespace Gateway.Storage;
+namespace Gateway.Generations;
 
 /// <summary>
 /// A terminal result as kept in the store. Small results are fal's JSON as it came. Large ones (sync_mode

@@ -1,0 +1,9 @@
+using System.Text.Json.Serialization;
+
+namespace Gateway.Clients;
+
+/// <summary>This feature's JSON types, snake_case like the rest of the API.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, PropertyNameCaseInsensitive = false,
+    NumberHandling = JsonNumberHandling.Strict, AllowDuplicateProperties = false)]
+[JsonSerializable(typeof(UsageResponse))]
+internal sealed partial class ClientJsonContext : JsonSerializerContext;
