@@ -170,8 +170,8 @@ internal static class GenerationEndpoints
         return await FinishedAsync(snapshot, service, null, cancellationToken);
     }
 
-    public static async Task<Results<GenerationEventStream, ProblemHttpResult>> GetGenerationEvents(
-        string id, ClaimsPrincipal user, GenerationService service, GracefulShutdown shutdown, HttpRequest request, CancellationToken cancellationToken)
+    public static async Task<Results<GenerationEventStream.Result, ProblemHttpResult>> GetGenerationEvents(
+        string id, ClaimsPrincipal user, GenerationService service, GenerationEventStream events, GracefulShutdown shutdown, HttpRequest request, CancellationToken cancellationToken)
     {
         if (shutdown.Draining)
         {
@@ -185,7 +185,7 @@ internal static class GenerationEndpoints
             return GenerationProblems.NotFound(id);
         }
 
-        return new GenerationEventStream(record, request.Headers["Last-Event-ID"].FirstOrDefault());
+        return events.For(record, request.Headers["Last-Event-ID"].FirstOrDefault());
     }
 
     public static async Task<Results<Ok<StatusResponse>, ProblemHttpResult>> GetGenerationStatus(

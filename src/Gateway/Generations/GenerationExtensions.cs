@@ -16,6 +16,7 @@ internal static class GenerationExtensions
             GenerationJsonContext.Default.GenerateRequest, GenerationJsonContext.Default.EditRequest);
         builder.Services.AddSingleton<RequestCoalescer>();
         builder.Services.AddScoped<GenerationService>();
+        builder.Services.AddScoped<GenerationEventStream>();
 
         // Listeners are told in this order: the slot is free before any waiter hears of the end.
         builder.Services.AddSingleton<IGenerationListener, LimitsGenerationListener>();
