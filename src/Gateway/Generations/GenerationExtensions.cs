@@ -15,6 +15,8 @@ internal static class GenerationExtensions
         builder.Services.AddGatewayJson(GenerationJsonContext.Default,
             GenerationJsonContext.Default.GenerateRequest, GenerationJsonContext.Default.EditRequest);
         builder.Services.AddSingleton<RequestCoalescer>();
+        builder.Services.AddScoped<GenerationSubmitter>();
+        builder.Services.AddScoped<GenerationCompleter>();
         builder.Services.AddScoped<GenerationService>();
         builder.Services.AddScoped<GenerationEventStream>();
 
