@@ -43,22 +43,11 @@ internal sealed partial class GenerationCompleter(
 
         if (status == "ERROR" && (payload is not null || error is not null))
         {
-            var (detail, errorType, fieldErrors) = payload is { } body ? FalQueueClient.ParseError(body.ToArray()) : ("", null, null);
-            var code = ParseStatusCode(error);
-            var failure = new FalFailure(FalFailureKind.JobFailed, code,
-                string.IsNullOrWhiteSpace(detail) ? payloadError ?? error ?? "fal reported an error." : detail, errorType, fieldErrors);
-            return await EndAsync(Failed(record, failure), null, cancellationToken);
+            return await EndAsync(Failed(record, FalErrorParser.FromWebhook(payload, error, payloadError)), null, cancellationToken);
         }
 
         // No usable payload (payload_error, or null): the result is fetched from fal once.
         return await EnsureCompletedAsync(record, new FalStatus(FalStatus.Completed, null, null, null, null), cancellationToken);
-    }
-
-    /// <summary>fal's webhook says "Invalid status code: 422".</summary>
-    private static int? ParseStatusCode(string? error)
-    {
-        var digits = new string((error ?? "").Reverse().TakeWhile(char.IsDigit).Reverse().ToArray());
-        return int.TryParse(digits, System.Globalization.CultureInfo.InvariantCulture, out var code) && code is >= 100 and < 600 ? code : null;
     }
 
     /// <summary>Fetches and stores the terminal result once: coalesced on this replica, leased across replicas.</summary>
@@ -152,14 +141,7 @@ internal sealed partial class GenerationCompleter(
             }
         }
 
-        var (detail, errorType, fieldErrors) = FalQueueClient.ParseError(body.Body);
-        var failure = new FalFailure(
-            FalFailureKind.JobFailed,
-            body.StatusCode is >= 200 and < 300 ? null : body.StatusCode,
-            string.IsNullOrWhiteSpace(detail) ? status.Error ?? $"fal answered {body.StatusCode}." : detail,
-            status.ErrorType ?? errorType,
-            fieldErrors);
-        return (Failed(record, failure), null);
+        return (Failed(record, FalErrorParser.FromResult(body, status)), null);
     }
 
     private GenerationRecord Failed(GenerationRecord record, FalFailure failure)
