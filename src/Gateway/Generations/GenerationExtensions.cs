@@ -8,10 +8,7 @@ internal static class GenerationExtensions
 {
     public static IHostApplicationBuilder AddGenerations(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<GenerationOptions>()
-            .BindConfiguration(GenerationOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        builder.Services.AddValidatedOptions<GenerationOptions>(GenerationOptions.SectionName);
         builder.Services.AddGatewayJson(GenerationJsonContext.Default,
             GenerationJsonContext.Default.GenerateRequest, GenerationJsonContext.Default.EditRequest);
         builder.Services.AddSingleton<RequestCoalescer>();

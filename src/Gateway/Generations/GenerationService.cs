@@ -1,6 +1,4 @@
-using System.Text.Json;
 using Gateway.Hosting;
-using Gateway.Storage;
 using Gateway.Upstream;
 using Microsoft.Extensions.Options;
 
