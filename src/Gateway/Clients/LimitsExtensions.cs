@@ -8,14 +8,8 @@ internal static class LimitsExtensions
     /// <summary>Per-client limits, usage and Idempotency-Key: in Redis when it is configured, else in memory (one replica).</summary>
     public static IHostApplicationBuilder AddClientLimits(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<LimitsOptions>()
-            .BindConfiguration(LimitsOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
-        builder.Services.AddOptions<IdempotencyOptions>()
-            .BindConfiguration(IdempotencyOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        builder.Services.AddValidatedOptions<LimitsOptions>(LimitsOptions.SectionName);
+        builder.Services.AddValidatedOptions<IdempotencyOptions>(IdempotencyOptions.SectionName);
 
         if (builder.UsesRedis())
         {

@@ -12,10 +12,7 @@ internal static class FileEndpoints
 {
     public static IHostApplicationBuilder AddFiles(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<FilesOptions>()
-            .BindConfiguration(FilesOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        builder.Services.AddValidatedOptions<FilesOptions>(FilesOptions.SectionName);
         builder.Services.AddGatewayJson(FileJsonContext.Default);
         return builder;
     }

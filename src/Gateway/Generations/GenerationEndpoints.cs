@@ -69,24 +69,24 @@ internal static class GenerationEndpoints
     }
 
     public static Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitGeneration(
-        GenerateRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, IOptions<GenerationOptions> options, HttpContext httpContext) =>
-        SubmitAsync(service.GenerateModel, request, user, service, limiter, options.Value, httpContext);
+        GenerateRequest request, ClaimsPrincipal user, GenerationSubmitter submitter, GenerationService service, ClientLimiter limiter, IOptions<GenerationOptions> options, HttpContext httpContext) =>
+        SubmitAsync(submitter.GenerateModel, request, user, submitter, service, limiter, options.Value, httpContext);
 
     public static Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitEdit(
-        EditRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, IOptions<GenerationOptions> options, HttpContext httpContext) =>
-        SubmitAsync(service.EditModel, request, user, service, limiter, options.Value, httpContext);
+        EditRequest request, ClaimsPrincipal user, GenerationSubmitter submitter, GenerationService service, ClientLimiter limiter, IOptions<GenerationOptions> options, HttpContext httpContext) =>
+        SubmitAsync(submitter.EditModel, request, user, submitter, service, limiter, options.Value, httpContext);
 
     /// <summary>
     /// Takes the client's limit units first (given back when fal refused the submit), submits, and with
     /// <c>Prefer: wait</c> holds the answer until the job ends or the wait runs out.
     /// </summary>
     private static async Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitAsync(
-        string model, ImageRequest request, ClaimsPrincipal user, GenerationService service, ClientLimiter limiter, GenerationOptions options, HttpContext httpContext)
+        string model, ImageRequest request, ClaimsPrincipal user, GenerationSubmitter submitter, GenerationService service, ClientLimiter limiter, GenerationOptions options, HttpContext httpContext)
     {
         var client = user.ClientName();
         var (decision, record) = await limiter.RunAsync(
             client, request.NumImages ?? 1, httpContext.Response.Headers,
-            () => service.SubmitAsync(client, model, request),
+            () => submitter.SubmitAsync(client, model, request),
             submitted => LimitSettlement.Commit(submitted.Id),
             // fal answered no (or was never reached): nothing is billed, so nothing is counted. A timed-out
             // submit keeps its units: fal may have queued, and will bill, the job.
@@ -170,8 +170,8 @@ internal static class GenerationEndpoints
         return await FinishedAsync(snapshot, service, null, cancellationToken);
     }
 
-    public static async Task<Results<GenerationEventStream, ProblemHttpResult>> GetGenerationEvents(
-        string id, ClaimsPrincipal user, GenerationService service, GracefulShutdown shutdown, HttpRequest request, CancellationToken cancellationToken)
+    public static async Task<Results<GenerationEventStream.Result, ProblemHttpResult>> GetGenerationEvents(
+        string id, ClaimsPrincipal user, GenerationService service, GenerationEventStream events, GracefulShutdown shutdown, HttpRequest request, CancellationToken cancellationToken)
     {
         if (shutdown.Draining)
         {
@@ -185,7 +185,7 @@ internal static class GenerationEndpoints
             return GenerationProblems.NotFound(id);
         }
 
-        return new GenerationEventStream(record, request.Headers["Last-Event-ID"].FirstOrDefault());
+        return events.For(record, request.Headers["Last-Event-ID"].FirstOrDefault());
     }
 
     public static async Task<Results<Ok<StatusResponse>, ProblemHttpResult>> GetGenerationStatus(

@@ -16,17 +16,22 @@ namespace Gateway.Generations;
 /// carrying the Generation, then the stream closes. Event ids name the state (<c>q3</c>, <c>p</c>,
 /// <c>completed</c>), so <c>Last-Event-ID</c> resumes without repeating what the client saw.
 /// </summary>
-internal sealed class GenerationEventStream(GenerationRecord record, string? lastEventId)
-    : IResult, IEndpointMetadataProvider
+/// <remarks>Resolved once per request (it uses the request-scoped <see cref="GenerationService"/>).</remarks>
+internal sealed class GenerationEventStream(
+    GenerationService service,
+    CompletionHub hub,
+    GatewayMetrics metrics,
+    IOptions<GenerationOptions> generationOptions,
+    TimeProvider time,
+    IHostApplicationLifetime lifetime)
 {
-    public async Task ExecuteAsync(HttpContext httpContext)
+    /// <summary>The result an endpoint returns: streams <paramref name="record"/>'s events when executed.</summary>
+    public Result For(GenerationRecord record, string? lastEventId) => new(this, record, lastEventId);
+
+    private async Task StreamAsync(HttpContext httpContext, GenerationRecord record, string? lastEventId)
     {
-        var services = httpContext.RequestServices;
-        var service = services.GetRequiredService<GenerationService>();
-        var hub = services.GetRequiredService<CompletionHub>();
-        var options = services.GetRequiredService<IOptions<GenerationOptions>>().Value;
-        var time = services.GetRequiredService<TimeProvider>();
-        var stopping = services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        var options = generationOptions.Value;
+        var stopping = lifetime.ApplicationStopping;
         using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(httpContext.RequestAborted, stopping);
         var token = cancellation.Token;
 
@@ -45,7 +50,6 @@ internal sealed class GenerationEventStream(GenerationRecord record, string? las
         await Write(response, "retry: 2000\n\n", token);
 
         using var watch = hub.WatchFor(record.Id);
-        var metrics = services.GetRequiredService<GatewayMetrics>();
         metrics.StreamOpened();
         var sent = lastEventId;
         var lastWrite = time.GetUtcNow();
@@ -65,7 +69,7 @@ internal sealed class GenerationEventStream(GenerationRecord record, string? las
 
                 if (snapshot is { Record.IsTerminal: true })
                 {
-                    await WriteTerminalAsync(response, service, snapshot, token);
+                    await WriteTerminalAsync(response, snapshot, token);
                     return;
                 }
 
@@ -111,7 +115,7 @@ internal sealed class GenerationEventStream(GenerationRecord record, string? las
     private static string TerminalId(GenerationRecord record) =>
         record.Status == GenerationStatus.Completed ? "completed" : "failed";
 
-    private static async Task WriteTerminalAsync(HttpResponse response, GenerationService service, GenerationSnapshot snapshot, CancellationToken token)
+    private async Task WriteTerminalAsync(HttpResponse response, GenerationSnapshot snapshot, CancellationToken token)
     {
         var terminal = snapshot.Record;
         var eventName = TerminalId(terminal);
@@ -132,8 +136,15 @@ internal sealed class GenerationEventStream(GenerationRecord record, string? las
         await response.Body.FlushAsync(token);
     }
 
-    public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder) =>
-        builder.Metadata.Add(new ProducesResponseTypeMetadata(StatusCodes.Status200OK, typeof(string), ["text/event-stream"]));
+    /// <summary>The endpoint's 200 answer: the stream, written by the <see cref="GenerationEventStream"/> that made it.</summary>
+    internal sealed class Result(GenerationEventStream stream, GenerationRecord record, string? lastEventId)
+        : IResult, IEndpointMetadataProvider
+    {
+        public Task ExecuteAsync(HttpContext httpContext) => stream.StreamAsync(httpContext, record, lastEventId);
+
+        public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder) =>
+            builder.Metadata.Add(new ProducesResponseTypeMetadata(StatusCodes.Status200OK, typeof(string), ["text/event-stream"]));
+    }
 
     /// <summary>
     /// An SSE <c>data:</c> field is one line. JSON needs no raw line breaks (inside strings they are

@@ -8,14 +8,14 @@ internal static class GenerationExtensions
 {
     public static IHostApplicationBuilder AddGenerations(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<GenerationOptions>()
-            .BindConfiguration(GenerationOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        builder.Services.AddValidatedOptions<GenerationOptions>(GenerationOptions.SectionName);
         builder.Services.AddGatewayJson(GenerationJsonContext.Default,
             GenerationJsonContext.Default.GenerateRequest, GenerationJsonContext.Default.EditRequest);
         builder.Services.AddSingleton<RequestCoalescer>();
+        builder.Services.AddScoped<GenerationSubmitter>();
+        builder.Services.AddScoped<GenerationCompleter>();
         builder.Services.AddScoped<GenerationService>();
+        builder.Services.AddScoped<GenerationEventStream>();
 
         // Listeners are told in this order: the slot is free before any waiter hears of the end.
         builder.Services.AddSingleton<IGenerationListener, LimitsGenerationListener>();

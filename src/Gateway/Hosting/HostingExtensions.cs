@@ -12,10 +12,7 @@ internal static class HostingExtensions
     /// <summary>Logging, JSON, problem details, validation, health and OpenAPI: what every feature leans on.</summary>
     public static IHostApplicationBuilder AddGatewayHosting(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<GatewayOptions>()
-            .BindConfiguration(GatewayOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        builder.Services.AddValidatedOptions<GatewayOptions>(GatewayOptions.SectionName);
         builder.Services.AddSingleton(TimeProvider.System);
 
         // Levels, overrides and extra sinks come from the "Serilog" section; the console speaks JSON

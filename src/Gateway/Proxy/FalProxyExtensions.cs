@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using Gateway.Hosting;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Gateway.Proxy;
@@ -31,10 +32,7 @@ internal static class FalProxyExtensions
 
     public static IHostApplicationBuilder AddFalProxy(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<FalProxyOptions>()
-            .BindConfiguration(FalProxyOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        builder.Services.AddValidatedOptions<FalProxyOptions>(FalProxyOptions.SectionName);
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<FalProxyInvoker>();
         builder.Services.AddScoped<ProxySubmitValidator>();

@@ -14,6 +14,7 @@ internal sealed partial class FalProxyHandler(
     IHttpForwarder forwarder,
     FalProxyInvoker invoker,
     GenerationService generations,
+    GenerationSubmitter submitter,
     ProxySubmitValidator validator,
     ClientLimiter limiter,
     IOptions<FalOptions> falOptions,
@@ -120,10 +121,10 @@ internal sealed partial class FalProxyHandler(
 
     private async Task<Forwarded> ForwardAsync(HttpContext context, string client, FalProxyTarget target, ImageRequest? submitted)
     {
-        var webhook = target.Operation == FalProxyOperation.Submit && generations.WebhookUrl is { } url
+        var webhook = target.Operation == FalProxyOperation.Submit && submitter.WebhookUrl is { } url
             ? new[] { KeyValuePair.Create("fal_webhook", url) }
             : null;
-        var transformer = new FalProxyTransformer(target, target.Destination(_fal, webhook), _fal.EffectiveKey!, client, submitted, generations, logger);
+        var transformer = new FalProxyTransformer(target, target.Destination(_fal, webhook), _fal.EffectiveKey!, client, submitted, submitter, logger);
         var error = await forwarder.SendAsync(
             context, target.BaseUrl(_fal), invoker.Invoker, new ForwarderRequestConfig { ActivityTimeout = _proxy.ActivityTimeout }, transformer);
         if (error != ForwarderError.None)

@@ -18,7 +18,7 @@ internal sealed partial class FalProxyTransformer(
     string falKey,
     string client,
     ImageRequest? submitted,
-    GenerationService generations,
+    GenerationSubmitter submitter,
     ILogger logger) : HttpTransformer
 {
     public const string ClientProxyName = "mai-image-gateway";
@@ -87,7 +87,7 @@ internal sealed partial class FalProxyTransformer(
             else
             {
                 // Not cancellable: the job exists at fal now, and its owner must be recorded even if the caller left.
-                await generations.RecordSubmittedAsync(client, target.EndpointId!, answer, submitted);
+                await submitter.RecordSubmittedAsync(client, target.EndpointId!, answer, submitted);
                 RecordedId = answer.RequestId;
             }
         }

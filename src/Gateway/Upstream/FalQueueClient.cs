@@ -179,18 +179,9 @@ internal sealed class FalQueueClient(HttpClient http, IOptions<FalOptions> optio
         }
 
         var code = (int)response.StatusCode;
-        var (detail, errorType, fieldErrors) = await ReadErrorAsync(response, cancellationToken);
+        var (detail, errorType, fieldErrors) = await FalErrorParser.ReadAsync(response, cancellationToken);
         errorType ??= response.Headers.TryGetValues("X-Fal-Error-Type", out var types) ? types.FirstOrDefault() : null;
-        var kind = code switch
-        {
-            401 or 403 => FalFailureKind.Misconfigured,
-            402 => FalFailureKind.AccountUnavailable,
-            429 => FalFailureKind.RateLimited,
-            504 => FalFailureKind.Timeout,
-            400 or 422 when operation == "submit" => FalFailureKind.Rejected,
-            _ when errorType is "locked" or "account_locked" or "user_locked" => FalFailureKind.AccountUnavailable,
-            _ => FalFailureKind.BadGateway,
-        };
+        var kind = FalErrorParser.KindFor(code, operation, errorType);
 
         if (kind == FalFailureKind.Misconfigured)
         {
@@ -219,55 +210,6 @@ internal sealed class FalQueueClient(HttpClient http, IOptions<FalOptions> optio
         }
 
         throw new FalUpstreamException(new FalFailure(kind, code, detail, errorType, fieldErrors, retryAfter));
-    }
-
-    /// <summary>Reads fal's error body: <c>{"detail": "…" | [{loc,msg,type}], "error_type": "…"}</c>, or anything else.</summary>
-    internal static async Task<(string Detail, string? ErrorType, IReadOnlyList<FalFieldError>? FieldErrors)> ReadErrorAsync(
-        HttpResponseMessage response, CancellationToken cancellationToken)
-    {
-        byte[] body;
-        try
-        {
-            body = await response.Content.ReadAsByteArrayAsync(cancellationToken);
-        }
-        catch (HttpRequestException)
-        {
-            return ("", null, null);
-        }
-
-        return ParseError(body);
-    }
-
-    internal static (string Detail, string? ErrorType, IReadOnlyList<FalFieldError>? FieldErrors) ParseError(byte[] body)
-    {
-        try
-        {
-            using var document = JsonDocument.Parse(body);
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                return ("", null, null);
-            }
-
-            var errorType = root.TryGetProperty("error_type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
-            if (!root.TryGetProperty("detail", out var detail))
-            {
-                return ("", errorType, null);
-            }
-
-            if (detail.ValueKind == JsonValueKind.Array)
-            {
-                var errors = detail.Deserialize(FalJsonContext.Default.ListFalFieldError) ?? [];
-                var text = string.Join("; ", errors.Select(e => $"{e.Field}: {e.Msg}"));
-                return (text, errorType ?? errors.FirstOrDefault()?.Type, errors);
-            }
-
-            return (detail.ValueKind == JsonValueKind.String ? detail.GetString() ?? "" : detail.GetRawText(), errorType, null);
-        }
-        catch (JsonException)
-        {
-            return ("", null, null);
-        }
     }
 
     private static async Task<T> ReadJsonAsync<T>(

@@ -10,8 +10,7 @@ internal static class UpstreamExtensions
     {
         builder.AddFalStandIn();
 
-        builder.Services.AddOptions<FalOptions>()
-            .BindConfiguration(FalOptions.SectionName)
+        builder.Services.AddValidatedOptions<FalOptions>(FalOptions.SectionName)
             .Configure<IConfiguration>((options, configuration) =>
             {
                 // fal's own clients read FAL_KEY, or FAL_KEY_ID + FAL_KEY_SECRET; so does the gateway.
@@ -21,9 +20,7 @@ internal static class UpstreamExtensions
                     options.KeyId = configuration["FAL_KEY_ID"];
                     options.KeySecret = configuration["FAL_KEY_SECRET"];
                 }
-            })
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+            });
         builder.Services.AddSingleton<IProblemMapper, FalProblemMapper>();
 
         builder.Services.AddHttpClient<FalQueueClient>()

@@ -29,7 +29,7 @@ internal static partial class WebhookEndpoints
         FalWebhookVerifier verifier,
         WebhookBodyReader bodies,
         IGenerationStore store,
-        GenerationService service,
+        GenerationCompleter completer,
         GatewayMetrics metrics,
         ILogger<WebhookAck> logger)
     {
@@ -53,7 +53,7 @@ internal static partial class WebhookEndpoints
         }
 
         var duplicate = record.IsTerminal;
-        var ended = await service.CompleteFromWebhookAsync(record, delivery.Status, delivery.Payload, delivery.Error, delivery.PayloadError, cancellationToken);
+        var ended = await completer.CompleteFromWebhookAsync(record, delivery.Status, delivery.Payload, delivery.Error, delivery.PayloadError, cancellationToken);
         metrics.WebhookAccepted(duplicate);
         LogAccepted(logger, requestId, delivery.Status, duplicate);
         return TypedResults.Ok(new WebhookAck(ended.Id, ended.Status));

@@ -7,10 +7,7 @@ internal static class WebhookExtensions
 {
     public static IHostApplicationBuilder AddFalWebhooks(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<WebhookOptions>()
-            .BindConfiguration(WebhookOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        builder.Services.AddValidatedOptions<WebhookOptions>(WebhookOptions.SectionName);
         // No resilience handler: one short attempt per refetch interval, remembered when it fails, is the retry
         // policy (JwksCache). Retries queued behind it would hold webhooks and hammer fal during an outage.
         builder.Services.AddHttpClient(JwksCache.ClientName)
