@@ -66,7 +66,7 @@ public sealed class FalFailureTests
             ]}
             """u8.ToArray();
 
-        var (detail, errorType, fieldErrors) = FalQueueClient.ParseError(body);
+        var (detail, errorType, fieldErrors) = FalErrorParser.Parse(body);
 
         Assert.Equal("prompt: Field required; image_urls[0]: Input should be a valid URL; body: Extra inputs are not permitted", detail);
         Assert.Equal("missing", errorType);
@@ -80,7 +80,7 @@ public sealed class FalFailureTests
     {
         var body = """{"detail":[{"loc":["body","prompt"],"msg":"The content could not be processed because it contained material flagged by a content checker.","type":"content_policy_violation","url":"https://docs.fal.ai/errors#content_policy_violation"}]}"""u8.ToArray();
 
-        var (detail, errorType, fieldErrors) = FalQueueClient.ParseError(body);
+        var (detail, errorType, fieldErrors) = FalErrorParser.Parse(body);
 
         Assert.Equal("prompt: The content could not be processed because it contained material flagged by a content checker.", detail);
         Assert.Equal("content_policy_violation", errorType);
@@ -99,13 +99,13 @@ public sealed class FalFailureTests
     [InlineData("", "", null)]
     public void ParseError_OtherBodies_GiveTheirDetailAndErrorType(string body, string detail, string? errorType)
     {
-        Assert.Equal((detail, errorType, (IReadOnlyList<FalFieldError>?)null), FalQueueClient.ParseError(Encoding.UTF8.GetBytes(body)));
+        Assert.Equal((detail, errorType, (IReadOnlyList<FalFieldError>?)null), FalErrorParser.Parse(Encoding.UTF8.GetBytes(body)));
     }
 
     [Fact]
     public void ParseError_ErrorTypeBesideAList_WinsOverTheFirstEntrysType()
     {
-        var (_, errorType, _) = FalQueueClient.ParseError("""{"detail":[{"loc":["body","prompt"],"msg":"m","type":"value_error"}],"error_type":"bad_request"}"""u8.ToArray());
+        var (_, errorType, _) = FalErrorParser.Parse("""{"detail":[{"loc":["body","prompt"],"msg":"m","type":"value_error"}],"error_type":"bad_request"}"""u8.ToArray());
 
         Assert.Equal("bad_request", errorType);
     }
@@ -388,7 +388,7 @@ public sealed class FalFailureTests
     public void ProblemMapper_Rejected_Gives422ProblemWithFalsFieldErrors()
     {
         var context = new DefaultHttpContext();
-        var (detail, errorType, fieldErrors) = FalQueueClient.ParseError(
+        var (detail, errorType, fieldErrors) = FalErrorParser.Parse(
             """{"detail":[{"loc":["body","prompt"],"msg":"Flagged by a content checker.","type":"content_policy_violation"}]}"""u8.ToArray());
         var failure = new FalFailure(FalFailureKind.Rejected, 422, detail, errorType, fieldErrors);
 
