@@ -57,7 +57,9 @@ internal sealed record StoredResult(bool HasBlobs, byte[] Document, IReadOnlyLis
     {
         var raw = reader.ValueIsEscaped ? Encoding.UTF8.GetBytes(reader.GetString()!) : reader.ValueSpan.ToArray();
         var comma = raw.AsSpan().IndexOf(";base64,"u8);
-        if (raw.Length >= MinBlobBytes && raw.AsSpan().StartsWith("data:"u8) && comma > 0)
+        // Only a prefix without quotes or backslashes becomes a placeholder: written escaped, they would end it early.
+        if (raw.Length >= MinBlobBytes && raw.AsSpan().StartsWith("data:"u8) && comma > 0
+            && raw.AsSpan(0, comma).IndexOfAny((byte)'"', (byte)'\\') < 0)
         {
             var prefix = raw.AsSpan(0, comma + ";base64,".Length);
             var payload = raw.AsSpan(prefix.Length);
@@ -100,8 +102,16 @@ internal sealed record StoredResult(bool HasBlobs, byte[] Document, IReadOnlyLis
             }
 
             var start = position + found;
-            await output.WriteAsync(Document.AsMemory(position, start - position + 1), cancellationToken); // through the opening quote
             var end = Array.IndexOf(Document, (byte)'"', start + 1);
+            if (end + 1 < Document.Length && Document[end + 1] == (byte)':')
+            {
+                // A property name that reads like a placeholder: only values are placeholders.
+                await output.WriteAsync(Document.AsMemory(position, end + 1 - position), cancellationToken);
+                position = end + 1;
+                continue;
+            }
+
+            await output.WriteAsync(Document.AsMemory(position, start - position + 1), cancellationToken); // through the opening quote
             var placeholder = Encoding.UTF8.GetString(Document, start + Marker.Length, end - start - Marker.Length);
             var separator = placeholder.IndexOf(';', StringComparison.Ordinal);
             var index = int.Parse(placeholder.AsSpan(0, separator), System.Globalization.CultureInfo.InvariantCulture);
