@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using FalEmulator;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Gateway.Tests.Infrastructure;
 
@@ -174,7 +175,7 @@ public sealed class GatewayHarness : IAsyncDisposable
 
         foreach (var gateway in _gateways)
         {
-            await gateway.DisposeAsync();
+            await DisposeWithTheClockRunningAsync(gateway);
         }
 
         await Emulator.DisposeAsync();
@@ -186,6 +187,40 @@ public sealed class GatewayHarness : IAsyncDisposable
             Assert.False(logs.Contains(secret, StringComparison.Ordinal),
                 $"A secret appeared in the gateway's logs: {secret[..6]}…, e.g. in {_logs.Occurrences(secret).FirstOrDefault() ?? "the text"}");
             Assert.False(responses.Contains(secret, StringComparison.Ordinal), $"A secret appeared in a response: {secret[..6]}…");
+        }
+    }
+
+    /// <summary>
+    /// Disposing a gateway disposes its fal client's resilience pipelines, and Polly (which takes the TimeProvider
+    /// from DI) waits for a call still in flight by sleeping on that clock: on a test's fake clock, which nobody
+    /// moves any more, it would sleep for ever (seen: a whole run hung in IdempotencyTests). So the fake clock
+    /// keeps moving until the gateway is gone.
+    /// </summary>
+    private static async Task DisposeWithTheClockRunningAsync(GatewayApplication gateway)
+    {
+        if (gateway.Services.GetService(typeof(TimeProvider)) is not FakeTimeProvider fake)
+        {
+            await gateway.DisposeAsync();
+            return;
+        }
+
+        using var disposed = new CancellationTokenSource();
+        var ticking = Task.Run(async () =>
+        {
+            while (!disposed.IsCancellationRequested)
+            {
+                fake.Advance(TimeSpan.FromMilliseconds(100));
+                await Task.Delay(10, CancellationToken.None);
+            }
+        }, CancellationToken.None);
+        try
+        {
+            await gateway.DisposeAsync();
+        }
+        finally
+        {
+            await disposed.CancelAsync();
+            await ticking;
         }
     }
 
