@@ -21,12 +21,35 @@ internal static class ImageUrlRules
             return "must be an http(s) URL or an image data URI, not empty.";
         }
 
-        if (value.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
+        if (HasWhitespaceOrControl(value))
         {
             return "must not contain whitespace or control characters (percent-encode them in a URL).";
         }
 
         return value.StartsWith("data:", StringComparison.OrdinalIgnoreCase) ? CheckDataUri(value, maxDataBytes) : CheckHosted(value);
+    }
+
+    /// <summary>
+    /// Vectorised over the printable ASCII that URLs and base64 are made of (a data URI runs to megabytes);
+    /// the per-character look starts only at the first character outside it.
+    /// </summary>
+    private static bool HasWhitespaceOrControl(ReadOnlySpan<char> value)
+    {
+        var outside = value.IndexOfAnyExceptInRange('!', '~');
+        if (outside < 0)
+        {
+            return false;
+        }
+
+        foreach (var c in value[outside..])
+        {
+            if (char.IsWhiteSpace(c) || char.IsControl(c))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static string? CheckHosted(string value)
