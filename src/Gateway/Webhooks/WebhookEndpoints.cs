@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Gateway.Generations;
@@ -138,7 +137,7 @@ internal static partial class WebhookEndpoints
         if (refusal.RetryAfter is { } retryAfter)
         {
             // fal redelivers a webhook that was not accepted; the header says when it is worth it.
-            httpContext.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+            GatewayProblemDetails.SetRetryAfter(httpContext, retryAfter);
         }
 
         return TypedResults.Problem(refusal.Detail, statusCode: refusal.Status,
