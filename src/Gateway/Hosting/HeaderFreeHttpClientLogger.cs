@@ -15,17 +15,32 @@ internal sealed partial class HeaderFreeHttpClientLogger(ILoggerFactory loggers)
 
     private readonly ILogger _logger = loggers.CreateLogger(CategoryName);
 
+    // Each fal call passes through here: the URL is described only when the line will be written.
     public object? LogRequestStart(HttpRequestMessage request)
     {
-        LogSending(_logger, request.Method.Method, Describe(request.RequestUri));
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            LogSending(_logger, request.Method.Method, Describe(request.RequestUri));
+        }
+
         return null;
     }
 
-    public void LogRequestStop(object? context, HttpRequestMessage request, HttpResponseMessage response, TimeSpan elapsed) =>
-        LogReceived(_logger, (int)response.StatusCode, request.Method.Method, Describe(request.RequestUri), elapsed.TotalMilliseconds);
+    public void LogRequestStop(object? context, HttpRequestMessage request, HttpResponseMessage response, TimeSpan elapsed)
+    {
+        if (_logger.IsEnabled(LogLevel.Information))
+        {
+            LogReceived(_logger, (int)response.StatusCode, request.Method.Method, Describe(request.RequestUri), elapsed.TotalMilliseconds);
+        }
+    }
 
-    public void LogRequestFailed(object? context, HttpRequestMessage request, HttpResponseMessage? response, Exception exception, TimeSpan elapsed) =>
-        LogFailed(_logger, request.Method.Method, Describe(request.RequestUri), elapsed.TotalMilliseconds, exception);
+    public void LogRequestFailed(object? context, HttpRequestMessage request, HttpResponseMessage? response, Exception exception, TimeSpan elapsed)
+    {
+        if (_logger.IsEnabled(LogLevel.Information))
+        {
+            LogFailed(_logger, request.Method.Method, Describe(request.RequestUri), elapsed.TotalMilliseconds, exception);
+        }
+    }
 
     private static string Describe(Uri? uri) =>
         uri is not { IsAbsoluteUri: true } ? "(relative)"
