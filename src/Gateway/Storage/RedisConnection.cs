@@ -9,8 +9,11 @@ namespace Gateway.Storage;
 /// waiting for a command timeout. "Known" is the connection's own state (a killed Redis drops it at once)
 /// and a PING every <see cref="ProbeInterval"/> that must answer within <see cref="PingTimeout"/> (a hung
 /// or partitioned Redis keeps its sockets open and answers nothing). Readiness reads the same state.
+/// The probe runs on the wall clock, not the application's <see cref="TimeProvider"/>: whether Redis
+/// answered within 500 ms is a fact about the network, and a clock moved by hand (as tests move it) must
+/// not make a healthy Redis look unavailable.
 /// </summary>
-internal sealed partial class RedisConnection(IConnectionMultiplexer multiplexer, TimeProvider time, ILogger<RedisConnection> logger) : BackgroundService
+internal sealed partial class RedisConnection(IConnectionMultiplexer multiplexer, ILogger<RedisConnection> logger) : BackgroundService
 {
     /// <summary>What the connection string did not set. A command on a healthy Redis takes milliseconds.</summary>
     internal const int ConnectTimeoutMilliseconds = 1000;
@@ -87,7 +90,7 @@ internal sealed partial class RedisConnection(IConnectionMultiplexer multiplexer
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(ProbeInterval, time);
+        using var timer = new PeriodicTimer(ProbeInterval);
         do
         {
             await ProbeAsync(stoppingToken);
@@ -106,7 +109,7 @@ internal sealed partial class RedisConnection(IConnectionMultiplexer multiplexer
         {
             try
             {
-                await multiplexer.GetDatabase().PingAsync().WaitAsync(PingTimeout, time, stoppingToken);
+                await multiplexer.GetDatabase().PingAsync().WaitAsync(PingTimeout, stoppingToken);
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
