@@ -111,7 +111,7 @@ internal static class MemoryAfterLoad
 
         var figures = new MemoryFigures(configuration, GcSeen(gateway.ProcessId), ready, idle, gateway.Memory().PeakRssKiB, rss, backWithin, trace,
             sent, loadTime, outcomes, idleHeap, await managedHeap());
-        if (await GcDumpAsync(gateway.ProcessId, configuration.Name, cancellationToken))
+        if (await HeapDumpAsync(gateway.ProcessId, configuration.Name, cancellationToken))
         {
             for (var second = 0; second <= 10; second += 5)
             {
@@ -124,11 +124,11 @@ internal static class MemoryAfterLoad
     }
 
     /// <summary>
-    /// With BENCH_HEAP_DUMP_DIR set, a heap snapshot of the live objects once the minute is over (dotnet-dump on
-    /// PATH or in ~/.dotnet/tools), to see what the RSS that stayed is made of. It forces a full collection,
-    /// so it is taken after the figures.
+    /// With BENCH_HEAP_DUMP_DIR set, a heap dump once the minute is over (dotnet-dump on PATH or in
+    /// ~/.dotnet/tools), to see what the RSS that stayed is made of: <c>dotnet-dump analyze FILE</c>, then
+    /// <c>gcheapstat</c> and <c>dumpheap -stat -min 85000</c>. Taken after the figures, since it touches the heap.
     /// </summary>
-    private static async Task<bool> GcDumpAsync(int processId, string name, CancellationToken cancellationToken)
+    private static async Task<bool> HeapDumpAsync(int processId, string name, CancellationToken cancellationToken)
     {
         if (Environment.GetEnvironmentVariable("BENCH_HEAP_DUMP_DIR") is not { Length: > 0 } directory)
         {
