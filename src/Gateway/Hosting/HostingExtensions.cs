@@ -59,6 +59,7 @@ internal static class HostingExtensions
 
         builder.Services.AddSingleton<GracefulShutdown>();
         builder.Services.AddHostedService(services => services.GetRequiredService<GracefulShutdown>());
+        builder.Services.AddHostedService<IdleMemoryTrimmer>();
         builder.Services.AddHealthChecks().AddCheck<GracefulShutdown>("draining", tags: ["ready"]);
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<GatewayOptions>>((host, gateway) => host.ShutdownTimeout = gateway.Value.ShutdownTimeout);
         builder.AddGatewayObservability();
