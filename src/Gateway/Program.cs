@@ -2,6 +2,7 @@ using Gateway.Clients;
 using Gateway.Files;
 using Gateway.Generations;
 using Gateway.Hosting;
+using Gateway.Links;
 using Gateway.Playground;
 using Gateway.Proxy;
 using Gateway.Storage;
@@ -12,6 +13,7 @@ var builder = WebApplication.CreateBuilder(args);
 
 builder.AddGatewayHosting();
 builder.AddClientAuthentication();
+builder.AddLinks();
 builder.AddClientLimits();
 builder.AddStorage();
 builder.AddFalUpstream();

@@ -96,7 +96,7 @@ internal sealed partial class FalProxyHandler(
     private async Task<bool> TryServeOwnAsync(HttpContext context, string client, FalProxyTarget target, string requestId)
     {
         var cancellationToken = context.RequestAborted;
-        if (await generations.FindAsync(client, requestId, cancellationToken) is not { } record)
+        if (await generations.FindAsync(context.User.Owner(), requestId, cancellationToken) is not { } record)
         {
             await WriteFalJsonAsync(context, StatusCodes.Status404NotFound, new JsonObject { ["detail"] = $"Request {requestId} not found" });
             return true;
