@@ -25,8 +25,7 @@ builder.AddFiles();
 var app = builder.Build();
 
 app.UseGatewayHosting();
-app.UseAuthentication();
-app.UseAuthorization();
+app.UseClientAuthentication();
 app.UseIdempotency();
 
 app.MapGatewayHosting();

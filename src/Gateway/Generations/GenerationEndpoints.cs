@@ -86,10 +86,10 @@ internal static class GenerationEndpoints
     private static async Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitAsync(
         string model, ImageRequest request, ClaimsPrincipal user, GenerationSubmitter submitter, GenerationService service, GenerationMapper mapper, ClientLimiter limiter, GenerationOptions options, HttpContext httpContext)
     {
-        var client = user.ClientName();
+        var owner = user.Owner();
         var (decision, record) = await limiter.RunAsync(
-            client, request.NumImages ?? 1, httpContext.Response.Headers,
-            () => submitter.SubmitAsync(client, model, request),
+            owner, request.NumImages ?? 1, httpContext.Response.Headers,
+            () => submitter.SubmitAsync(owner, model, request),
             submitted => LimitSettlement.Commit(submitted.Id),
             // fal answered no (or was never reached): nothing is billed, so nothing is counted. A timed-out
             // submit keeps its units: fal may have queued, and will bill, the job.
@@ -145,7 +145,7 @@ internal static class GenerationEndpoints
         }
 
         var owner = user.Owner();
-        var entries = await history.ListAsync(owner.Client, after, take + 1);
+        var entries = await history.ListAsync(owner, after, take + 1);
         var page = entries.Take(take).ToList();
         var records = await Task.WhenAll(page.Select(e => service.FindAsync(owner, e.Id, cancellationToken)));
         var items = records.OfType<GenerationRecord>().Select(r => mapper.ToResponse(r, null)).ToList();
