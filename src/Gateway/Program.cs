@@ -30,11 +30,11 @@ app.UseIdempotency();
 
 app.MapGatewayHosting();
 app.MapPlayground();
-app.MapGenerations();
+app.MapGenerations().AllowBrowsers();
 app.MapFalWebhooks();
-app.MapFiles();
-app.MapFalProxy();
-app.MapUsage();
+app.MapFiles().AllowBrowsers();
+app.MapFalProxy().AllowBrowsers();
+app.MapUsage().AllowBrowsers();
 
 return app.RunGateway();
 

@@ -64,6 +64,7 @@ internal static class HostingExtensions
         builder.Services.AddHealthChecks().AddCheck<GracefulShutdown>("draining", tags: ["ready"]);
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<GatewayOptions>>((host, gateway) => host.ShutdownTimeout = gateway.Value.ShutdownTimeout);
         builder.AddGatewayObservability();
+        builder.AddBrowserCors();
         builder.AddGatewayOpenApi();
         return builder;
     }
@@ -83,6 +84,9 @@ internal static class HostingExtensions
         // Inside request logging, so the logged status is the one the client got.
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+
+        // Before authentication: a preflight carries no credentials and is answered here.
+        app.UseCors();
         return app;
     }
 
