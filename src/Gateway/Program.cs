@@ -2,6 +2,7 @@ using Gateway.Clients;
 using Gateway.Files;
 using Gateway.Generations;
 using Gateway.Hosting;
+using Gateway.Links;
 using Gateway.Playground;
 using Gateway.Proxy;
 using Gateway.Storage;
@@ -12,6 +13,7 @@ var builder = WebApplication.CreateBuilder(args);
 
 builder.AddGatewayHosting();
 builder.AddClientAuthentication();
+builder.AddLinks();
 builder.AddClientLimits();
 builder.AddStorage();
 builder.AddFalUpstream();
@@ -23,17 +25,16 @@ builder.AddFiles();
 var app = builder.Build();
 
 app.UseGatewayHosting();
-app.UseAuthentication();
-app.UseAuthorization();
+app.UseClientAuthentication();
 app.UseIdempotency();
 
 app.MapGatewayHosting();
 app.MapPlayground();
-app.MapGenerations();
+app.MapGenerations().AllowBrowsers();
 app.MapFalWebhooks();
-app.MapFiles();
-app.MapFalProxy();
-app.MapUsage();
+app.MapFiles().AllowBrowsers();
+app.MapFalProxy().AllowBrowsers();
+app.MapUsage().AllowBrowsers();
 
 return app.RunGateway();
 

@@ -21,6 +21,8 @@ internal static class HostingExtensions
         var consoleLevel = builder.Configuration.GetValue("Serilog:ConsoleMinimumLevel", Serilog.Events.LogEventLevel.Verbose);
         // preserveStaticLogger: each host logs through its own logger, never the process-wide Log.Logger, so
         // several gateways in one process (the tests run replicas side by side) never write into each other's sinks.
+        builder.Services.AddSingleton<SecretQueryParameters>();
+        builder.Services.AddSingleton<Serilog.Core.ILogEventEnricher>(services => services.GetRequiredService<SecretQueryParameters>());
         builder.Services.AddSerilog((services, logger) =>
         {
             logger.ReadFrom.Configuration(builder.Configuration).ReadFrom.Services(services).Enrich.FromLogContext();
@@ -63,6 +65,7 @@ internal static class HostingExtensions
         builder.Services.AddHealthChecks().AddCheck<GracefulShutdown>("draining", tags: ["ready"]);
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<GatewayOptions>>((host, gateway) => host.ShutdownTimeout = gateway.Value.ShutdownTimeout);
         builder.AddGatewayObservability();
+        builder.AddBrowserCors();
         builder.AddGatewayOpenApi();
         return builder;
     }
@@ -72,6 +75,7 @@ internal static class HostingExtensions
         app.UseSerilogRequestLogging(options =>
         {
             options.Logger = app.Services.GetRequiredService<Serilog.ILogger>();
+            options.IncludeQueryInRequestPath = false; // a query may carry a credential (a link's ticket)
             options.GetLevel = (context, _, exception) =>
                 exception is not null || context.Response.StatusCode >= 500 ? Serilog.Events.LogEventLevel.Error
                 : context.Request.Path.StartsWithSegments("/health") ? Serilog.Events.LogEventLevel.Verbose
@@ -81,6 +85,9 @@ internal static class HostingExtensions
         // Inside request logging, so the logged status is the one the client got.
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+
+        // Before authentication: a preflight carries no credentials and is answered here.
+        app.UseCors();
         return app;
     }
 

@@ -52,7 +52,7 @@ internal sealed partial class FalProxyHandler(
         }
 
         var (decision, forwarded) = await limiter.RunAsync(
-            client, request.NumImages ?? 1, context.Response.Headers,
+            context.User.Owner(), request.NumImages ?? 1, context.Response.Headers,
             () => ForwardAsync(context, client, target, request),
             outcome => Settle(target, outcome),
             _ => false);
@@ -96,7 +96,7 @@ internal sealed partial class FalProxyHandler(
     private async Task<bool> TryServeOwnAsync(HttpContext context, string client, FalProxyTarget target, string requestId)
     {
         var cancellationToken = context.RequestAborted;
-        if (await generations.FindAsync(client, requestId, cancellationToken) is not { } record)
+        if (await generations.FindAsync(context.User.Owner(), requestId, cancellationToken) is not { } record)
         {
             await WriteFalJsonAsync(context, StatusCodes.Status404NotFound, new JsonObject { ["detail"] = $"Request {requestId} not found" });
             return true;
@@ -124,7 +124,7 @@ internal sealed partial class FalProxyHandler(
         var webhook = target.Operation == FalProxyOperation.Submit && submitter.WebhookUrl is { } url
             ? new[] { KeyValuePair.Create("fal_webhook", url) }
             : null;
-        var transformer = new FalProxyTransformer(target, target.Destination(_fal, webhook), _fal.EffectiveKey!, client, submitted, submitter, logger);
+        var transformer = new FalProxyTransformer(target, target.Destination(_fal, webhook), _fal.EffectiveKey!, context.User.Owner(), submitted, submitter, logger);
         var error = await forwarder.SendAsync(
             context, target.BaseUrl(_fal), invoker.Invoker, new ForwarderRequestConfig { ActivityTimeout = _proxy.ActivityTimeout }, transformer);
         if (error != ForwarderError.None)
