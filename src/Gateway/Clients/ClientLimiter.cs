@@ -48,6 +48,7 @@ internal sealed partial class ClientLimiter(
             counts = await Guarded(() => store.TryAcquireAsync(windows, policy, numImages, leaseMember, leaseTtl));
         }
 
+        metrics.Counted(client, windows.Day, policy, counts);
         if (counts.Exceeded != LimitKind.None)
         {
             metrics.Refused(client, counts.Exceeded);
