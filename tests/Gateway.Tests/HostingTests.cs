@@ -86,6 +86,8 @@ public sealed class HostingTests(RedisServer redis)
         { "Gateway__PublicBaseUrl", "ftp://example", "Gateway__PublicBaseUrl" },
         { "Fal__QueueBaseUrl", "not a url", "Fal__QueueBaseUrl" },
         { "ConnectionStrings__Redis", "127.0.0.1:6379,unknownoption=1,=", "ConnectionStrings__Redis" },
+        { "Clients__alpha__KeySha256s__1", "0123-not-hex", "Clients__alpha__KeySha256s__1" },
+        { "Gateway__SecretsPath", "/nonexistent/gateway-secrets", "Gateway__SecretsPath" },
     };
 
     /// <summary>

@@ -4,30 +4,46 @@ using Microsoft.Extensions.Options;
 
 namespace Gateway.Clients;
 
-/// <summary>Finds the client a presented key belongs to by its SHA-256, compared in constant time.</summary>
+/// <summary>
+/// Finds the client a presented key belongs to by its SHA-256, compared in constant time. Any of a client's key
+/// hashes authenticates it (rotation); the table follows <see cref="IOptionsMonitor{TOptions}"/>, so keys added or
+/// removed at run time (Gateway__SecretsPath) count from the next request on.
+/// </summary>
 internal sealed class ClientRegistry
 {
     public const string DevelopmentClientName = "local";
 
-    private readonly (string Name, byte[] Hash)[] _clients;
+    private readonly IOptionsMonitor<ClientsOptions> _clients;
+    private readonly byte[]? _developmentHash;
+    private volatile Snapshot _snapshot;
 
-    public ClientRegistry(IOptions<ClientsOptions> clients, IOptions<DevelopmentClientOptions> development, IHostEnvironment environment, ILogger<ClientRegistry> logger)
+    public ClientRegistry(IOptionsMonitor<ClientsOptions> clients, IOptions<DevelopmentClientOptions> development, IHostEnvironment environment, ILogger<ClientRegistry> logger)
     {
-        _clients = clients.Value.Clients
-            .Select(c => (c.Key, Convert.FromHexString(c.Value.KeySha256!)))
-            .ToArray();
-        if (_clients.Length == 0 && environment.IsDevelopment())
+        _clients = clients;
+        if (environment.IsDevelopment())
+        {
+            _developmentHash = Hash(development.Value.DevelopmentClientKey);
+        }
+
+        _snapshot = Build(clients.CurrentValue);
+        if (_snapshot.UsesDevelopmentKey)
         {
             logger.LogWarning("No clients are configured: Development accepts the documented local key as client '{Client}'.", DevelopmentClientName);
-            _clients = [(DevelopmentClientName, Hash(development.Value.DevelopmentClientKey))];
         }
     }
 
     public string? FindClient(string presentedKey)
     {
+        var options = _clients.CurrentValue;
+        var snapshot = _snapshot;
+        if (!ReferenceEquals(snapshot.Source, options))
+        {
+            _snapshot = snapshot = Build(options);
+        }
+
         var hash = Hash(presentedKey);
         string? found = null;
-        foreach (var (name, expected) in _clients)
+        foreach (var (name, expected) in snapshot.Entries)
         {
             // Every entry is compared, so the time taken does not tell which (or whether one) matched.
             if (CryptographicOperations.FixedTimeEquals(hash, expected))
@@ -39,5 +55,18 @@ internal sealed class ClientRegistry
         return found;
     }
 
+    private Snapshot Build(ClientsOptions options)
+    {
+        (string Name, byte[] Hash)[] entries =
+        [
+            .. options.Clients.SelectMany(c => c.Value.KeyHashes(c.Key).Select(k => (c.Key, Convert.FromHexString(k.Hash!)))),
+        ];
+        return entries.Length == 0 && _developmentHash is not null
+            ? new Snapshot(options, [(DevelopmentClientName, _developmentHash)], UsesDevelopmentKey: true)
+            : new Snapshot(options, entries, UsesDevelopmentKey: false);
+    }
+
     private static byte[] Hash(string key) => SHA256.HashData(Encoding.UTF8.GetBytes(key));
+
+    private sealed record Snapshot(ClientsOptions Source, (string Name, byte[] Hash)[] Entries, bool UsesDevelopmentKey);
 }
