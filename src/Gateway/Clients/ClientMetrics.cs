@@ -29,7 +29,8 @@ internal sealed class ClientMetrics
         _images = meter.CreateCounter<long>("gateway.client.images", "{image}", "Images requested from fal (num_images)");
         _spend = meter.CreateCounter<double>("gateway.client.spend", "usd", "Estimated spend in US dollars (images x Limits:PricePerImageUsd)");
         _refusals = meter.CreateCounter<long>("gateway.client.limit_refusals", "{submit}", "Submits refused by a client limit");
-        meter.CreateObservableGauge("gateway.client.limit.usage", ObserveUsage, "1",
+        // "_ratio" in the name: the exporter does not add it for the unit "1" (a test scrapes for the name the alerts use).
+        meter.CreateObservableGauge("gateway.client.limit.usage_ratio", ObserveUsage, "1",
             "Share of a daily limit (limit=ImagesPerDay or DailyBudget) the client has used today (UTC), as last counted by this replica");
     }
 
