@@ -40,7 +40,9 @@ internal static class ObservabilityExtensions
         builder.Services.AddMetrics();
         builder.Services.AddSingleton<GatewayMetrics>();
 
-        var redis = builder.UsesRedis();
+        var otlp = OtlpEndpoints.Any(name => !string.IsNullOrWhiteSpace(builder.Configuration[name]));
+        // Redis commands are profiled to become spans: worth it only when the spans go somewhere.
+        var redisSpans = otlp && builder.UsesRedis();
         var telemetry = builder.Services.AddOpenTelemetry()
             // The environment detector again after the default name, so that the operator's variables win over it.
             .ConfigureResource(resource => resource
@@ -68,7 +70,7 @@ internal static class ObservabilityExtensions
                             }
                         };
                     });
-                if (redis)
+                if (redisSpans)
                 {
                     // Commands inside a request or a call to fal; not the replica's own PING every 250 ms and the
                     // reconciler's idle look at its schedule, which would bury every trace under root spans.
@@ -81,7 +83,7 @@ internal static class ObservabilityExtensions
         // The SDK's own OTLP set-up for every signal: the one that reads the per-signal variables too (AddOtlpExporter
         // reads only OTEL_EXPORTER_OTLP_ENDPOINT). Only when the operator named an endpoint: the default one
         // (localhost:4317) would fail every few seconds in a pod without a collector beside it.
-        if (OtlpEndpoints.Any(name => !string.IsNullOrWhiteSpace(builder.Configuration[name])))
+        if (otlp)
         {
             telemetry.UseOtlpExporter();
         }
