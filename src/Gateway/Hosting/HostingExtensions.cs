@@ -1,6 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.FileProviders;
+using Microsoft.Extensions.FileProviders.Physical;
 using Microsoft.Extensions.Options;
 using Serilog;
 using Serilog.Formatting.Compact;
@@ -12,6 +14,8 @@ internal static class HostingExtensions
     /// <summary>Logging, JSON, problem details, validation, health and OpenAPI: what every feature leans on.</summary>
     public static IHostApplicationBuilder AddGatewayHosting(this IHostApplicationBuilder builder)
     {
+        builder.AddSecretFiles();
+        builder.Services.AddValidatedOptions<SecretFilesOptions>(SecretFilesOptions.SectionName);
         builder.Services.AddValidatedOptions<GatewayOptions>(GatewayOptions.SectionName);
         builder.Services.AddSingleton(TimeProvider.System);
 
@@ -68,6 +72,30 @@ internal static class HostingExtensions
         builder.AddBrowserCors();
         builder.AddGatewayOpenApi();
         return builder;
+    }
+
+    /// <summary>
+    /// <c>Gateway__SecretsPath</c>: a directory with one setting per file, the file name being the setting's name
+    /// (<c>Clients__acme__KeySha256</c>), as a Kubernetes Secret volume lays it out. Read first, so every feature sees
+    /// it, over the environment; watched, so that key files added or removed count within seconds (client keys are
+    /// read through IOptionsMonitor). A directory that does not exist is refused by <see cref="SecretFilesOptions"/>.
+    /// </summary>
+    private static void AddSecretFiles(this IHostApplicationBuilder builder)
+    {
+        var path = builder.Configuration[$"{SecretFilesOptions.SectionName}:{nameof(SecretFilesOptions.SecretsPath)}"];
+        if (string.IsNullOrWhiteSpace(path) || !Directory.Exists(path))
+        {
+            return;
+        }
+
+        builder.Configuration.AddKeyPerFile(source =>
+        {
+            // No exclusion filters: a Secret volume changes a value by swapping its "..data" link, and the default
+            // filters (dot-prefixed names excluded) would not report that. The "..*" entries are not settings.
+            source.FileProvider = new PhysicalFileProvider(Path.GetFullPath(path), ExclusionFilters.None);
+            source.IgnoreCondition = name => name.StartsWith('.');
+            source.ReloadOnChange = true;
+        });
     }
 
     public static WebApplication UseGatewayHosting(this WebApplication app)

@@ -17,7 +17,7 @@ public sealed class ProcessGateway : IDisposable
 
     /// <summary>Inherited variables that would configure the child behind the caller's back.</summary>
     private static readonly string[] ForeignPrefixes =
-        ["ASPNETCORE_", "DOTNET_ENVIRONMENT", "ConnectionStrings__", "Fal__", "FAL_KEY", "Gateway__", "Clients__", "Serilog__", "Webhooks__"];
+        ["ASPNETCORE_", "DOTNET_ENVIRONMENT", "ConnectionStrings__", "Fal__", "FAL_KEY", "Gateway__", "Clients__", "Serilog__", "Webhooks__", "OTEL_"];
 
     private readonly System.Diagnostics.Process _process;
     private readonly ConcurrentQueue<string> _output = new();
