@@ -147,6 +147,11 @@ internal sealed record FalImageInput(
 /// <param name="CompletedAt">When the job ended.</param>
 /// <param name="Error">The failure, as a problem, when FAILED.</param>
 /// <param name="Links">Where to follow the job.</param>
+/// <param name="ImageCopy">
+/// With an image store, once COMPLETED: <c>pending</c> (the images are being copied; the result shows fal's URLs for now),
+/// <c>stored</c> (the result shows the gateway's links) or <c>failed</c> (the result keeps fal's URLs, which expire).
+/// Absent without an image store.
+/// </param>
 /// <param name="Result">The images, present only when COMPLETED.</param>
 public sealed record GenerationResponse(
     string Id,
@@ -157,6 +162,7 @@ public sealed record GenerationResponse(
     DateTimeOffset? CompletedAt,
     GenerationError? Error,
     GenerationLinks Links,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ImageCopy = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ImageResult? Result = null);
 
 /// <summary>The model's output.</summary>

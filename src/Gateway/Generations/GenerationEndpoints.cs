@@ -103,7 +103,7 @@ internal static class GenerationEndpoints
             var snapshot = await service.WaitForEndAsync(record, wait, httpContext.RequestAborted);
             if (snapshot.Record.IsTerminal)
             {
-                return await FinishedAsync(snapshot, service, links.Self, httpContext.RequestAborted);
+                return await FinishedAsync(snapshot, service, httpContext.Request, links.Self, httpContext.RequestAborted);
             }
 
             return TypedResults.Accepted(links.Self, GenerationMapper.ToResponse(snapshot.Record, snapshot.Live));
@@ -112,11 +112,12 @@ internal static class GenerationEndpoints
         return TypedResults.Accepted(links.Self, GenerationMapper.ToResponse(record, null));
     }
 
-    private static async Task<GenerationJson> FinishedAsync(GenerationSnapshot snapshot, GenerationService service, string? location, CancellationToken cancellationToken)
+    private static async Task<GenerationJson> FinishedAsync(
+        GenerationSnapshot snapshot, GenerationService service, HttpRequest request, string? location, CancellationToken cancellationToken)
     {
         var id = snapshot.Record.Id;
         var result = snapshot.Record.Status == GenerationStatus.Completed ? await service.GetResultAsync(id, cancellationToken) : null;
-        return new GenerationJson(GenerationMapper.ToResponse(snapshot.Record, snapshot.Live), result, (i, ct) => service.GetBlobAsync(id, i, ct), location);
+        return new GenerationJson(GenerationMapper.ToResponse(snapshot.Record, snapshot.Live), result, service.PartsOf(snapshot.Record, request), location);
     }
 
     public static async Task<Results<Ok<GenerationPage>, ValidationProblem>> ListGenerations(
@@ -167,7 +168,7 @@ internal static class GenerationEndpoints
             snapshot = await service.ObserveAsync(record, logs: false, cancellationToken);
         }
 
-        return await FinishedAsync(snapshot, service, null, cancellationToken);
+        return await FinishedAsync(snapshot, service, httpContext.Request, null, cancellationToken);
     }
 
     public static async Task<Results<GenerationEventStream.Result, ProblemHttpResult>> GetGenerationEvents(
@@ -215,7 +216,7 @@ internal static class GenerationEndpoints
                 var result = await service.GetResultAsync(id, cancellationToken);
                 return result is null
                     ? GenerationProblems.ResultExpired(id)
-                    : new ResultJson(result, (i, ct) => service.GetBlobAsync(id, i, ct));
+                    : new ResultJson(result, service.PartsOf(snapshot.Record, response.HttpContext.Request));
             case GenerationStatus.Failed:
                 return GenerationProblems.FromGenerationError(snapshot.Record.Error!);
             default:

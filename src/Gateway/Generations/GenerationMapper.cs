@@ -14,7 +14,8 @@ internal static class GenerationMapper
         record.CreatedAt,
         record.CompletedAt,
         record.Error,
-        GenerationLinks.For(record.Id));
+        GenerationLinks.For(record.Id),
+        record.Status == GenerationStatus.Completed ? record.ImageCopy : null);
 
     public static StatusResponse ToStatus(GenerationSnapshot snapshot, bool logs)
     {
