@@ -67,9 +67,8 @@ public sealed class FalEmulatorState
     /// <summary>GETs of one file, by its name (the part of its URL after <c>/files/</c>).</summary>
     public int FileDownloadsOf(string name) => _downloads.GetValueOrDefault(name);
 
-    /// <summary>The names of the files a job made (its images unless sync_mode), expired or not.</summary>
-    public IReadOnlyList<string> FilesOf(string requestId) =>
-        (Files ?? throw new InvalidOperationException("The emulator has not started.")).NamesOf(requestId);
+    /// <summary>The names of the files a job made, in the order of its images (none with sync_mode), expired or not.</summary>
+    public IReadOnlyList<string> FilesOf(string requestId) => Scheduler?.Find(requestId)?.Files.ToList() ?? [];
 
     /// <summary>A file's bytes as the CDN holds them now, without counting a download; null once it is gone or expired.</summary>
     public byte[]? FileBytes(string name) =>

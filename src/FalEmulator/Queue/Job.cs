@@ -88,6 +88,9 @@ internal sealed class Job(
 
     public StoragePreferences Storage { get; } = storage ?? StoragePreferences.Default;
 
+    /// <summary>The names of the files its output put on the CDN, in the order of its images (none with sync_mode).</summary>
+    public List<string> Files { get; } = [];
+
     public TimeSpan RunTime { get; } = runTime;
 
     public DateTimeOffset SubmittedAt { get; } = submittedAt;

@@ -294,6 +294,7 @@ internal sealed partial class JobScheduler(
             else
             {
                 files.Put(name, new StoredFile(image.Bytes, image.ContentType, job.Id, expiresAt));
+                job.Files.Add(name);
                 url = $"{job.Root}/files/{name}";
             }
 

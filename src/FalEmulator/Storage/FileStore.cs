@@ -32,10 +32,6 @@ internal sealed class FileStore
         return file;
     }
 
-    /// <summary>The names of the files a job made, whether or not they have expired.</summary>
-    public IReadOnlyList<string> NamesOf(string requestId) =>
-        [.. _files.Where(f => f.Value.RequestId == requestId).Select(f => f.Key).Order(StringComparer.Ordinal)];
-
     public string Initiate(string fileName, string contentType)
     {
         var token = Guid.NewGuid().ToString("N");
