@@ -1,0 +1,120 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Text;
+
+namespace Gateway.Tests.Infrastructure;
+
+/// <summary>The npm folders under tests/ (each with a committed package-lock.json), installed with <c>npm ci</c> when missing.</summary>
+public static class NodeTools
+{
+    private static readonly SemaphoreSlim Installing = new(1, 1);
+
+    public static string RepoRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Gateway.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        return directory?.FullName ?? throw new InvalidOperationException("The repository root (Gateway.sln) was not found above the test binaries.");
+    }
+
+    /// <summary>tests/<paramref name="name"/> with its node_modules; <c>npm ci</c> runs first when <paramref name="installed"/> is missing.</summary>
+    public static async Task<string> InstalledFolderAsync(string name, string installed)
+    {
+        var folder = Path.Combine(RepoRoot(), "tests", name);
+        await Installing.WaitAsync(TestContext.Current.CancellationToken);
+        try
+        {
+            if (!File.Exists(Path.Combine(folder, "node_modules", installed)))
+            {
+                var (exit, output) = await RunAsync("npm", ["ci", "--no-audit", "--no-fund"], folder, TimeSpan.FromMinutes(5));
+                Assert.True(exit == 0, $"npm ci in {folder} failed ({exit}); it needs Node.js, npm (apt-get install -y nodejs npm) and the npm registry:\n{output}");
+            }
+        }
+        finally
+        {
+            Installing.Release();
+        }
+
+        return folder;
+    }
+
+    /// <summary>Runs a tool to its end within <paramref name="timeout"/> (killed after it); its exit code and output.</summary>
+    public static async Task<(int Exit, string Output)> RunAsync(string file, string[] arguments, string directory, TimeSpan timeout,
+        IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        using var process = Start(file, arguments, directory, environment);
+        var output = new StringBuilder();
+        var pumps = Pump(process, output);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            await process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync(CancellationToken.None);
+            await pumps;
+            return (-1, $"{file} did not finish within {timeout}:\n{output}");
+        }
+
+        await pumps;
+        return (process.ExitCode, output.ToString());
+    }
+
+    /// <summary>Starts a process with its output redirected (read it with <see cref="Pump"/>).</summary>
+    public static System.Diagnostics.Process Start(string file, string[] arguments, string directory, IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        var start = new ProcessStartInfo(file)
+        {
+            WorkingDirectory = directory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null)
+            {
+                start.Environment.Remove(name);
+            }
+            else
+            {
+                start.Environment[name] = value;
+            }
+        }
+
+        try
+        {
+            return System.Diagnostics.Process.Start(start)!;
+        }
+        catch (Win32Exception e)
+        {
+            throw new InvalidOperationException($"'{file}' could not be started; install Node.js and npm: apt-get install -y nodejs npm", e);
+        }
+    }
+
+    /// <summary>Copies the process's stdout and stderr, line by line, into <paramref name="output"/> until it exits.</summary>
+    public static Task Pump(System.Diagnostics.Process process, StringBuilder output) =>
+        Task.WhenAll(PumpAsync(process.StandardOutput, output), PumpAsync(process.StandardError, output));
+
+    private static async Task PumpAsync(StreamReader reader, StringBuilder output)
+    {
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            lock (output)
+            {
+                output.AppendLine(line);
+            }
+        }
+    }
+}
