@@ -3,6 +3,7 @@ using Gateway.Files;
 using Gateway.Generations;
 using Gateway.Hosting;
 using Gateway.Images;
+using Gateway.Links;
 using Gateway.Playground;
 using Gateway.Proxy;
 using Gateway.Storage;
@@ -13,6 +14,7 @@ var builder = WebApplication.CreateBuilder(args);
 
 builder.AddGatewayHosting();
 builder.AddClientAuthentication();
+builder.AddLinks();
 builder.AddClientLimits();
 builder.AddStorage();
 builder.AddFalUpstream();
@@ -25,8 +27,7 @@ builder.AddFiles();
 var app = builder.Build();
 
 app.UseGatewayHosting();
-app.UseAuthentication();
-app.UseAuthorization();
+app.UseClientAuthentication();
 app.UseIdempotency();
 
 app.MapGatewayHosting();

@@ -86,6 +86,7 @@ public sealed class HostingTests(RedisServer redis)
         { "Gateway__PublicBaseUrl", "ftp://example", "Gateway__PublicBaseUrl" },
         { "Fal__QueueBaseUrl", "not a url", "Fal__QueueBaseUrl" },
         { "ConnectionStrings__Redis", "127.0.0.1:6379,unknownoption=1,=", "ConnectionStrings__Redis" },
+        { "Gateway__LinkSigningKey", "c2hvcnQ=", "Gateway__LinkSigningKey" },
     };
 
     /// <summary>What an operator sees: the real process, started with one bad setting, stops and names it.</summary>

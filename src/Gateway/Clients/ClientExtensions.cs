@@ -1,10 +1,22 @@
+using System.Diagnostics;
+using System.Security.Claims;
+using Gateway.Hosting;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Options;
+using Serilog;
 
 namespace Gateway.Clients;
 
 internal static class ClientExtensions
 {
+    /// <summary>
+    /// The default scheme: a policy scheme that picks, per request, the handler for the credential presented (a bearer
+    /// value shaped like a JWT is an access token, any other is a client key). Other features (signed links) put their
+    /// own choice in front of it.
+    /// </summary>
+    public const string CallerScheme = "Caller";
+
     public static IHostApplicationBuilder AddClientAuthentication(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<ClientsOptions>()
@@ -13,11 +25,74 @@ internal static class ClientExtensions
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<ClientsOptions>, ClientsOptionsValidator>();
         builder.Services.AddOptions<DevelopmentClientOptions>().BindConfiguration(DevelopmentClientOptions.SectionName);
+        builder.Services.AddValidatedOptions<OidcOptions>(OidcOptions.SectionName);
+        builder.Services.AddSingleton<IValidateOptions<OidcOptions>, OidcOptionsValidator>();
         builder.Services.AddSingleton<ClientRegistry>();
 
-        builder.Services.AddAuthentication(ClientKeyAuthenticationHandler.SchemeName)
-            .AddScheme<AuthenticationSchemeOptions, ClientKeyAuthenticationHandler>(ClientKeyAuthenticationHandler.SchemeName, null);
-        builder.Services.AddAuthorization();
+        builder.Services.AddAuthentication(CallerScheme)
+            .AddPolicyScheme(CallerScheme, null, _ => { })
+            .AddScheme<AuthenticationSchemeOptions, ClientKeyAuthenticationHandler>(ClientKeyAuthenticationHandler.SchemeName, null)
+            .AddAccessTokens();
+        builder.Services.AddOptions<PolicySchemeOptions>(CallerScheme).Configure<IOptions<OidcOptions>>((policy, oidc) =>
+        {
+            var tokens = oidc.Value.Enabled;
+            policy.ForwardDefaultSelector = context => tokens && AccessTokenAuthentication.PresentsToken(context.Request)
+                ? AccessTokenAuthentication.SchemeName
+                : ClientKeyAuthenticationHandler.SchemeName;
+        });
+
+        // Every route needs a caller that is a client: a valid token of an app mapped to no client is signed in, yet forbidden.
+        builder.Services.AddAuthorizationBuilder().SetDefaultPolicy(new AuthorizationPolicyBuilder()
+            .RequireAuthenticatedUser()
+            .RequireClaim(ClaimTypes.Name)
+            .Build());
         return builder;
+    }
+
+    /// <summary>Authentication, then the caller (client, user) on the request-log line and the trace, then authorization.</summary>
+    public static WebApplication UseClientAuthentication(this WebApplication app)
+    {
+        app.UseAuthentication();
+        app.Use(static (context, next) =>
+        {
+            TagCaller(context);
+            return next(context);
+        });
+        app.UseAuthorization();
+        return app;
+    }
+
+    /// <summary>
+    /// Puts <paramref name="select"/> in front of the caller scheme's choice: where it answers a scheme, that
+    /// scheme authenticates (and challenges) the request; where it answers null, the choice goes on as before.
+    /// </summary>
+    public static IServiceCollection SelectCallerSchemeFirst(this IServiceCollection services, Func<HttpContext, string?> select) =>
+        services.PostConfigure<PolicySchemeOptions>(CallerScheme, options =>
+        {
+            var next = options.ForwardDefaultSelector;
+            options.ForwardDefaultSelector = context => select(context) ?? next?.Invoke(context);
+        });
+
+    /// <summary>Client and user as properties of the request-log line and tags of the request's span; never as a metric label.</summary>
+    private static void TagCaller(HttpContext context)
+    {
+        if (context.User.Identity is not { IsAuthenticated: true } identity)
+        {
+            return;
+        }
+
+        var diagnostics = context.RequestServices.GetService<IDiagnosticContext>();
+        var activity = Activity.Current;
+        if (identity.Name is { } client)
+        {
+            diagnostics?.Set("Client", client);
+            activity?.SetTag("gateway.client", client);
+        }
+
+        if (context.User.UserId() is { } user)
+        {
+            diagnostics?.Set("User", user);
+            activity?.SetTag("enduser.id", user);
+        }
     }
 }

@@ -1,4 +1,3 @@
-using System.Security.Claims;
 using System.Text.Encodings.Web;
 using Gateway.Hosting;
 using Microsoft.AspNetCore.Authentication;
@@ -31,8 +30,7 @@ internal sealed class ClientKeyAuthenticationHandler(
             return Task.FromResult(AuthenticateResult.Fail("Unknown client key."));
         }
 
-        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, client)], SchemeName);
-        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
+        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(CallerClaims.Create(new Owner(client, null), SchemeName), SchemeName)));
     }
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
@@ -74,10 +72,4 @@ internal sealed class ClientKeyAuthenticationHandler(
 
         return null;
     }
-}
-
-internal static class ClaimsPrincipalExtensions
-{
-    public static string ClientName(this ClaimsPrincipal user) =>
-        user.Identity?.Name ?? throw new InvalidOperationException("The route requires an authenticated client.");
 }

@@ -35,11 +35,12 @@ internal sealed partial class ClientLimiter(
     private const string LeasePrefix = "lease:";
     private const string GenerationPrefix = "gen:";
 
-    public async Task<LimitDecision> TryAcquireAsync(string client, int numImages)
+    public async Task<LimitDecision> TryAcquireAsync(Owner owner, int numImages)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(numImages, 1);
+        var client = owner.Client;
         var policy = PolicyFor(client);
-        var windows = LimitWindows.At(client, time.GetUtcNow());
+        var windows = LimitWindows.At(owner, time.GetUtcNow());
         var leaseMember = LeasePrefix + Guid.NewGuid().ToString("N");
         var leaseTtl = limits.CurrentValue.ConcurrencyLeaseTtl;
         var counts = await Guarded(() => store.TryAcquireAsync(windows, policy, numImages, leaseMember, leaseTtl));
@@ -66,9 +67,9 @@ internal sealed partial class ClientLimiter(
     /// </summary>
     /// <returns>The decision, and the submit's outcome (default when the limits refused it).</returns>
     public async Task<(LimitDecision Decision, T? Outcome)> RunAsync<T>(
-        string client, int numImages, IHeaderDictionary headers, Func<Task<T>> submit, Func<T, LimitSettlement> settle, Func<Exception, bool> givesBack)
+        Owner owner, int numImages, IHeaderDictionary headers, Func<Task<T>> submit, Func<T, LimitSettlement> settle, Func<Exception, bool> givesBack)
     {
-        var decision = await TryAcquireAsync(client, numImages);
+        var decision = await TryAcquireAsync(owner, numImages);
         decision.WriteHeaders(headers);
         if (decision.Lease is not { } lease)
         {
@@ -102,11 +103,11 @@ internal sealed partial class ClientLimiter(
         return (decision, outcome);
     }
 
-    /// <summary>Today's counters and this client's limits, without counting anything.</summary>
-    public async Task<(ClientPolicy Policy, LimitWindows Windows, LimitCounts Counts)> ReadAsync(string client)
+    /// <summary>Today's counters and this client's limits (and the user's, for a signed-in user), without counting anything.</summary>
+    public async Task<(ClientPolicy Policy, LimitWindows Windows, LimitCounts Counts)> ReadAsync(Owner owner)
     {
-        var windows = LimitWindows.At(client, time.GetUtcNow());
-        return (PolicyFor(client), windows, await Guarded(() => store.ReadAsync(windows)));
+        var windows = LimitWindows.At(owner, time.GetUtcNow());
+        return (PolicyFor(owner.Client), windows, await Guarded(() => store.ReadAsync(windows)));
     }
 
     public decimal PricePerImageUsd => limits.CurrentValue.PricePerImageUsd;
@@ -135,7 +136,9 @@ internal sealed partial class ClientLimiter(
             own?.ImagesPerDay ?? defaults.ImagesPerDay,
             own?.MaxConcurrent ?? defaults.MaxConcurrent,
             budget is { } usd ? ClientPolicy.ToMicros(usd) : null,
-            ClientPolicy.ToMicros(defaults.PricePerImageUsd));
+            ClientPolicy.ToMicros(defaults.PricePerImageUsd),
+            own?.PerUser.RequestsPerMinute,
+            own?.PerUser.ImagesPerDay);
     }
 
     internal async Task CommitAsync(LimitLease lease, string? generationId)
@@ -279,18 +282,32 @@ internal sealed class LimitDecision(ClientPolicy policy, LimitWindows windows, L
     /// <summary>When a refused submit may succeed: the end of the latest window that refused it.</summary>
     public int RetryAfterSeconds =>
         Math.Max(
-            Math.Max(Exceeded.HasFlag(LimitKind.RequestsPerMinute) ? windows.SecondsToMinuteEnd : 0,
-                (Exceeded & (LimitKind.ImagesPerDay | LimitKind.DailyBudget)) != 0 ? windows.SecondsToDayEnd : 0),
+            Math.Max((Exceeded & (LimitKind.RequestsPerMinute | LimitKind.UserRequestsPerMinute)) != 0 ? windows.SecondsToMinuteEnd : 0,
+                (Exceeded & (LimitKind.ImagesPerDay | LimitKind.DailyBudget | LimitKind.UserImagesPerDay)) != 0 ? windows.SecondsToDayEnd : 0),
             Exceeded.HasFlag(LimitKind.Concurrent) ? 1 : 0);
 
-    /// <summary><c>"minute"</c> counts submits per clock minute, <c>"day"</c> images per UTC day, <c>"concurrent"</c> unfinished generations.</summary>
+    /// <summary>The per-user limits that apply to this caller: a signed-in user of a client that has them.</summary>
+    private int? UserMinuteLimit => windows.User is null ? null : policy.UserRequestsPerMinute;
+
+    private int? UserDayLimit => windows.User is null ? null : policy.UserImagesPerDay;
+
+    /// <summary>
+    /// <c>"minute"</c> counts submits per clock minute, <c>"day"</c> images per UTC day, <c>"concurrent"</c> unfinished
+    /// generations; <c>"user-minute"</c> and <c>"user-day"</c> the same for the signed-in user, where the client has per-user limits.
+    /// </summary>
     public string PolicyHeader => string.Create(CultureInfo.InvariantCulture,
-        $"\"minute\";q={policy.RequestsPerMinute};w=60, \"day\";q={policy.ImagesPerDay};w=86400, \"concurrent\";q={policy.MaxConcurrent};qu=\"concurrent-requests\"");
+        $"\"minute\";q={policy.RequestsPerMinute};w=60, \"day\";q={policy.ImagesPerDay};w=86400, \"concurrent\";q={policy.MaxConcurrent};qu=\"concurrent-requests\"")
+        + (UserMinuteLimit is { } userMinute ? string.Create(CultureInfo.InvariantCulture, $", \"user-minute\";q={userMinute};w=60") : "")
+        + (UserDayLimit is { } userDay ? string.Create(CultureInfo.InvariantCulture, $", \"user-day\";q={userDay};w=86400") : "");
 
     public string RateLimitHeader => string.Create(CultureInfo.InvariantCulture,
         $"\"minute\";r={Math.Max(0, policy.RequestsPerMinute - counts.MinuteSubmits)};t={windows.SecondsToMinuteEnd}, "
         + $"\"day\";r={Math.Max(0, policy.ImagesPerDay - counts.DayImages)};t={windows.SecondsToDayEnd}, "
-        + $"\"concurrent\";r={Math.Max(0, policy.MaxConcurrent - counts.InFlight)}");
+        + $"\"concurrent\";r={Math.Max(0, policy.MaxConcurrent - counts.InFlight)}")
+        + (UserMinuteLimit is { } userMinute
+            ? string.Create(CultureInfo.InvariantCulture, $", \"user-minute\";r={Math.Max(0, userMinute - counts.UserMinuteSubmits)};t={windows.SecondsToMinuteEnd}") : "")
+        + (UserDayLimit is { } userDay
+            ? string.Create(CultureInfo.InvariantCulture, $", \"user-day\";r={Math.Max(0, userDay - counts.UserDayImages)};t={windows.SecondsToDayEnd}") : "");
 
     public void WriteHeaders(IHeaderDictionary headers)
     {
@@ -327,7 +344,23 @@ internal sealed class LimitDecision(ClientPolicy policy, LimitWindows windows, L
             reasons.Add($"{policy.MaxConcurrent} unfinished generations at once");
         }
 
-        return $"This client's limit of {string.Join(" and ", reasons)} is reached; nothing was sent to fal. Retry after {RetryAfterSeconds} s.";
+        var userReasons = new List<string>();
+        if (Exceeded.HasFlag(LimitKind.UserRequestsPerMinute))
+        {
+            userReasons.Add($"{policy.UserRequestsPerMinute} submits per minute");
+        }
+
+        if (Exceeded.HasFlag(LimitKind.UserImagesPerDay))
+        {
+            userReasons.Add($"{policy.UserImagesPerDay} images per day ({counts.UserDayImages} used)");
+        }
+
+        var limits = string.Join("; ", new[]
+        {
+            reasons.Count > 0 ? $"This client's limit of {string.Join(" and ", reasons)} is reached" : null,
+            userReasons.Count > 0 ? $"Your limit (per user) of {string.Join(" and ", userReasons)} is reached" : null,
+        }.OfType<string>());
+        return $"{limits}; nothing was sent to fal. Retry after {RetryAfterSeconds} s.";
     }
 
     /// <summary>The exceeded limits by their setting names (snake_case), for the problem's <c>limits</c> member.</summary>
@@ -339,6 +372,8 @@ internal sealed class LimitDecision(ClientPolicy policy, LimitWindows windows, L
             (LimitKind.ImagesPerDay, "images_per_day"),
             (LimitKind.DailyBudget, "daily_budget_usd"),
             (LimitKind.Concurrent, "max_concurrent"),
+            (LimitKind.UserRequestsPerMinute, "per_user.requests_per_minute"),
+            (LimitKind.UserImagesPerDay, "per_user.images_per_day"),
         }.Where(p => Exceeded.HasFlag(p.Kind)).Select(p => p.Name),
     ];
 }

@@ -20,6 +20,22 @@ public sealed class ClientOptions
 
     /// <summary>Overrides <c>Limits:DailyBudgetUsd</c> for this client.</summary>
     public decimal? DailyBudgetUsd { get; set; }
+
+    /// <summary>The identity provider's app (client) ids whose access tokens act for this client (the token's <c>azp</c> or <c>appid</c>).</summary>
+    public List<string> AppIds { get; set; } = [];
+
+    /// <summary>Limits for each signed-in user of this client, on top of the client's own.</summary>
+    public PerUserLimitOptions PerUser { get; set; } = new();
+}
+
+/// <summary>Optional limits per signed-in user of one client (section <c>Clients:{name}:PerUser</c>); unset: none.</summary>
+public sealed class PerUserLimitOptions
+{
+    /// <summary>Submits one user may make per clock minute (UTC).</summary>
+    public int? RequestsPerMinute { get; set; }
+
+    /// <summary>Images (the sum of num_images) one user may request per UTC day.</summary>
+    public int? ImagesPerDay { get; set; }
 }
 
 /// <summary>Every configured client, by name (section <c>Clients</c>).</summary>
@@ -41,11 +57,36 @@ internal sealed partial class ClientsOptionsValidator(IHostEnvironment environme
                 + "(e.g. Clients__web__KeySha256=$(printf %s \"$KEY\" | sha256sum | cut -d' ' -f1)).");
         }
 
+        var apps = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (client, settings) in options.Clients)
         {
-            if (settings.KeySha256 is null || !Sha256Hex().IsMatch(settings.KeySha256))
+            // A client used only from browsers (access tokens of its apps) needs no key.
+            if (settings.KeySha256 is null ? settings.AppIds.Count == 0 : !Sha256Hex().IsMatch(settings.KeySha256))
             {
-                failures.Add($"Clients__{client}__KeySha256 must be 64 lowercase hex characters (the SHA-256 of the key, not the key).");
+                failures.Add($"Clients__{client}__KeySha256 must be 64 lowercase hex characters (the SHA-256 of the key, not the key)"
+                    + (settings.KeySha256 is null ? $", unless the client is used only with access tokens of its apps (Clients__{client}__AppIds__0)." : "."));
+            }
+
+            for (var i = 0; i < settings.AppIds.Count; i++)
+            {
+                if (string.IsNullOrWhiteSpace(settings.AppIds[i]))
+                {
+                    failures.Add($"Clients__{client}__AppIds__{i} must not be empty.");
+                }
+                else if (!apps.TryAdd(settings.AppIds[i], client))
+                {
+                    failures.Add($"Clients__{client}__AppIds__{i} ('{settings.AppIds[i]}') is already an app of client '{apps[settings.AppIds[i]]}': an app acts for one client.");
+                }
+            }
+
+            if (settings.PerUser.RequestsPerMinute is <= 0)
+            {
+                failures.Add($"Clients__{client}__PerUser__RequestsPerMinute must be positive.");
+            }
+
+            if (settings.PerUser.ImagesPerDay is <= 0)
+            {
+                failures.Add($"Clients__{client}__PerUser__ImagesPerDay must be positive.");
             }
 
             if (settings.RequestsPerMinute is <= 0)

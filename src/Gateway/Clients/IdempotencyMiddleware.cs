@@ -51,7 +51,10 @@ internal sealed partial class IdempotencyMiddleware(RequestDelegate next)
         }
 
         var fingerprint = await FingerprintAsync(context.Request);
-        var keyHash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+        // Kept per owner: each signed-in user of a client has keys of their own (a key holds no control character,
+        // so the user's prefix cannot be forged by a key).
+        var scoped = context.User.UserId() is { } user ? $"user:{user}\n{key}" : key;
+        var keyHash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(scoped)));
         var owner = Guid.NewGuid().ToString("N");
         var existing = await store.TryBeginAsync(client, keyHash, new IdempotencyEntry(owner, fingerprint), options.Value.InFlightTtl);
         if (existing is not null)

@@ -11,10 +11,17 @@ public enum LimitKind
     ImagesPerDay = 2,
     DailyBudget = 4,
     Concurrent = 8,
+    UserRequestsPerMinute = 16,
+    UserImagesPerDay = 32,
 }
 
-/// <summary>One client's effective limits; spend in micro-USD so counters stay integers.</summary>
-internal sealed record ClientPolicy(int RequestsPerMinute, int ImagesPerDay, int MaxConcurrent, long? DailyBudgetMicros, long PricePerImageMicros)
+/// <summary>
+/// One client's effective limits; spend in micro-USD so counters stay integers. The per-user limits (null: none)
+/// apply to each signed-in user of the client, on top of the client's.
+/// </summary>
+internal sealed record ClientPolicy(
+    int RequestsPerMinute, int ImagesPerDay, int MaxConcurrent, long? DailyBudgetMicros, long PricePerImageMicros,
+    int? UserRequestsPerMinute = null, int? UserImagesPerDay = null)
 {
     public const decimal MicrosPerUsd = 1_000_000m;
 
@@ -23,19 +30,21 @@ internal sealed record ClientPolicy(int RequestsPerMinute, int ImagesPerDay, int
     public static decimal ToUsd(long micros) => micros / MicrosPerUsd;
 }
 
-/// <summary>The windows a moment falls in: the clock minute and the UTC day.</summary>
-internal sealed record LimitWindows(string Client, long Minute, string Day, DateTimeOffset Now)
+/// <summary>The windows a moment falls in: the clock minute and the UTC day; for a signed-in user, that user's counters too.</summary>
+internal sealed record LimitWindows(string Client, long Minute, string Day, DateTimeOffset Now, string? User = null)
 {
-    public static LimitWindows At(string client, DateTimeOffset now) =>
-        new(client, now.ToUnixTimeSeconds() / 60, now.UtcDateTime.ToString("yyyyMMdd", System.Globalization.CultureInfo.InvariantCulture), now);
+    public static LimitWindows At(Owner owner, DateTimeOffset now) =>
+        new(owner.Client, now.ToUnixTimeSeconds() / 60, now.UtcDateTime.ToString("yyyyMMdd", System.Globalization.CultureInfo.InvariantCulture), now, owner.User);
 
     public int SecondsToMinuteEnd => Math.Max(1, (int)Math.Ceiling(((Minute + 1) * 60_000 - Now.ToUnixTimeMilliseconds()) / 1000.0));
 
     public int SecondsToDayEnd => Math.Max(1, (int)Math.Ceiling((Now.UtcDateTime.Date.AddDays(1) - Now.UtcDateTime).TotalSeconds));
 }
 
-/// <summary>A client's counters as one atomic check saw them (after its own increment when allowed).</summary>
-internal sealed record LimitCounts(LimitKind Exceeded, long MinuteSubmits, long DaySubmits, long DayImages, long DaySpendMicros, long InFlight);
+/// <summary>A client's counters (and its user's, for a signed-in user) as one atomic check saw them (after its own increment when allowed).</summary>
+internal sealed record LimitCounts(
+    LimitKind Exceeded, long MinuteSubmits, long DaySubmits, long DayImages, long DaySpendMicros, long InFlight,
+    long UserMinuteSubmits = 0, long UserDaySubmits = 0, long UserDayImages = 0);
 
 /// <summary>Where counters live: one Lua script per operation on Redis (exact across replicas), or a lock in memory.</summary>
 internal interface ILimitStore
@@ -62,8 +71,16 @@ internal sealed class RedisLimitStore(RedisConnection redis) : ILimitStore
     private static readonly TimeSpan MinuteKeyTtl = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan DayKeyTtl = TimeSpan.FromDays(2);
 
-    // Reads every counter, drops lapsed slots, and increments only when nothing is exceeded: one atomic step.
+    // Reads every counter, drops lapsed slots, and increments only when nothing is exceeded: one atomic step. A signed-in
+    // user's counters (same {client} hash slot) are checked and counted in the same step; a limit of -1 is no limit.
     private static readonly StackExchange.Redis.LuaScript AcquireScript = StackExchange.Redis.LuaScript.Prepare("""
+        local hasUser = tonumber(@hasUser) == 1
+        local uMinute, uSubmits, uImages = 0, 0, 0
+        if hasUser then
+          uMinute = tonumber(redis.call('GET', @userMinuteKey) or '0')
+          uSubmits = tonumber(redis.call('GET', @userSubmitsKey) or '0')
+          uImages = tonumber(redis.call('GET', @userImagesKey) or '0')
+        end
         local minute = tonumber(redis.call('GET', @minuteKey) or '0')
         local submits = tonumber(redis.call('GET', @submitsKey) or '0')
         local images = tonumber(redis.call('GET', @imagesKey) or '0')
@@ -78,7 +95,19 @@ internal sealed class RedisLimitStore(RedisConnection redis) : ILimitStore
         if images + n > tonumber(@imagesPerDay) then exceeded = exceeded + 2 end
         if budget >= 0 and spend + cost > budget then exceeded = exceeded + 4 end
         if inflight + 1 > tonumber(@maxConcurrent) then exceeded = exceeded + 8 end
-        if exceeded > 0 then return { exceeded, minute, submits, images, spend, inflight } end
+        local userRpm = tonumber(@userRpm)
+        local userImagesPerDay = tonumber(@userImagesPerDay)
+        if hasUser and userRpm >= 0 and uMinute + 1 > userRpm then exceeded = exceeded + 16 end
+        if hasUser and userImagesPerDay >= 0 and uImages + n > userImagesPerDay then exceeded = exceeded + 32 end
+        if exceeded > 0 then return { exceeded, minute, submits, images, spend, inflight, uMinute, uSubmits, uImages } end
+        if hasUser then
+          uMinute = redis.call('INCR', @userMinuteKey)
+          redis.call('PEXPIRE', @userMinuteKey, @minuteTtl)
+          uSubmits = redis.call('INCR', @userSubmitsKey)
+          redis.call('PEXPIRE', @userSubmitsKey, @dayTtl)
+          uImages = redis.call('INCRBY', @userImagesKey, n)
+          redis.call('PEXPIRE', @userImagesKey, @dayTtl)
+        end
         minute = redis.call('INCR', @minuteKey)
         redis.call('PEXPIRE', @minuteKey, @minuteTtl)
         submits = redis.call('INCR', @submitsKey)
@@ -89,7 +118,7 @@ internal sealed class RedisLimitStore(RedisConnection redis) : ILimitStore
         redis.call('PEXPIRE', @spendKey, @dayTtl)
         redis.call('ZADD', @inflightKey, @leaseExpiry, @lease)
         redis.call('PEXPIRE', @inflightKey, @leaseTtl)
-        return { 0, minute, submits, images, spend, inflight + 1 }
+        return { 0, minute, submits, images, spend, inflight + 1, uMinute, uSubmits, uImages }
         """);
 
     // Counters of a window that has already expired are left alone: there is nothing to give back to.
@@ -102,6 +131,11 @@ internal sealed class RedisLimitStore(RedisConnection redis) : ILimitStore
         giveBack(@submitsKey, 1)
         giveBack(@imagesKey, tonumber(@images))
         giveBack(@spendKey, tonumber(@cost))
+        if tonumber(@hasUser) == 1 then
+          giveBack(@userMinuteKey, 1)
+          giveBack(@userSubmitsKey, 1)
+          giveBack(@userImagesKey, tonumber(@images))
+        end
         redis.call('ZREM', @inflightKey, @lease)
         return 1
         """);
@@ -115,12 +149,16 @@ internal sealed class RedisLimitStore(RedisConnection redis) : ILimitStore
 
     private static readonly StackExchange.Redis.LuaScript ReadScript = StackExchange.Redis.LuaScript.Prepare("""
         redis.call('ZREMRANGEBYSCORE', @inflightKey, '-inf', @nowMs)
+        local hasUser = tonumber(@hasUser) == 1
         return { 0,
           tonumber(redis.call('GET', @minuteKey) or '0'),
           tonumber(redis.call('GET', @submitsKey) or '0'),
           tonumber(redis.call('GET', @imagesKey) or '0'),
           tonumber(redis.call('GET', @spendKey) or '0'),
-          redis.call('ZCARD', @inflightKey) }
+          redis.call('ZCARD', @inflightKey),
+          hasUser and tonumber(redis.call('GET', @userMinuteKey) or '0') or 0,
+          hasUser and tonumber(redis.call('GET', @userSubmitsKey) or '0') or 0,
+          hasUser and tonumber(redis.call('GET', @userImagesKey) or '0') or 0 }
         """);
 
     private StackExchange.Redis.IDatabase Db => redis.Database;
@@ -146,6 +184,12 @@ internal sealed class RedisLimitStore(RedisConnection redis) : ILimitStore
             leaseExpiry = (windows.Now + leaseTtl).ToUnixTimeMilliseconds(),
             lease = (StackExchange.Redis.RedisValue)leaseMember,
             leaseTtl = (long)leaseTtl.TotalMilliseconds,
+            hasUser = windows.User is null ? 0 : 1,
+            userMinuteKey = RedisKeys.UserSubmitsInMinute(windows.Client, windows.User ?? "", windows.Minute),
+            userSubmitsKey = RedisKeys.UserSubmitsOnDay(windows.Client, windows.User ?? "", windows.Day),
+            userImagesKey = RedisKeys.UserImagesOnDay(windows.Client, windows.User ?? "", windows.Day),
+            userRpm = policy.UserRequestsPerMinute ?? -1,
+            userImagesPerDay = policy.UserImagesPerDay ?? -1,
         });
         return ToCounts(result);
     }
@@ -161,6 +205,10 @@ internal sealed class RedisLimitStore(RedisConnection redis) : ILimitStore
             images,
             cost = costMicros,
             lease = (StackExchange.Redis.RedisValue)leaseMember,
+            hasUser = windows.User is null ? 0 : 1,
+            userMinuteKey = RedisKeys.UserSubmitsInMinute(windows.Client, windows.User ?? "", windows.Minute),
+            userSubmitsKey = RedisKeys.UserSubmitsOnDay(windows.Client, windows.User ?? "", windows.Day),
+            userImagesKey = RedisKeys.UserImagesOnDay(windows.Client, windows.User ?? "", windows.Day),
         });
 
     public Task CommitAsync(LimitWindows windows, string leaseMember, string generationMember, TimeSpan leaseTtl) =>
@@ -185,6 +233,10 @@ internal sealed class RedisLimitStore(RedisConnection redis) : ILimitStore
             spendKey = RedisKeys.SpendOnDay(windows.Client, windows.Day),
             inflightKey = RedisKeys.InFlight(windows.Client),
             nowMs = windows.Now.ToUnixTimeMilliseconds(),
+            hasUser = windows.User is null ? 0 : 1,
+            userMinuteKey = RedisKeys.UserSubmitsInMinute(windows.Client, windows.User ?? "", windows.Minute),
+            userSubmitsKey = RedisKeys.UserSubmitsOnDay(windows.Client, windows.User ?? "", windows.Day),
+            userImagesKey = RedisKeys.UserImagesOnDay(windows.Client, windows.User ?? "", windows.Day),
         }));
 
     public async Task<IReadOnlyList<string>> InFlightAsync(LimitWindows windows)
@@ -197,7 +249,7 @@ internal sealed class RedisLimitStore(RedisConnection redis) : ILimitStore
     private static LimitCounts ToCounts(StackExchange.Redis.RedisResult result)
     {
         var values = (long[])result!;
-        return new LimitCounts((LimitKind)values[0], values[1], values[2], values[3], values[4], values[5]);
+        return new LimitCounts((LimitKind)values[0], values[1], values[2], values[3], values[4], values[5], values[6], values[7], values[8]);
     }
 }
 
@@ -221,6 +273,8 @@ internal sealed class InMemoryLimitStore : ILimitStore
             if (counts.DayImages + images > policy.ImagesPerDay) exceeded |= LimitKind.ImagesPerDay;
             if (policy.DailyBudgetMicros is { } budget && counts.DaySpendMicros + cost > budget) exceeded |= LimitKind.DailyBudget;
             if (counts.InFlight + 1 > policy.MaxConcurrent) exceeded |= LimitKind.Concurrent;
+            if (windows.User is not null && counts.UserMinuteSubmits + 1 > policy.UserRequestsPerMinute) exceeded |= LimitKind.UserRequestsPerMinute;
+            if (windows.User is not null && counts.UserDayImages + images > policy.UserImagesPerDay) exceeded |= LimitKind.UserImagesPerDay;
             if (exceeded != LimitKind.None)
             {
                 return Task.FromResult(counts with { Exceeded = exceeded });
@@ -230,6 +284,7 @@ internal sealed class InMemoryLimitStore : ILimitStore
             Add(DayKey(windows, "submits"), 1);
             Add(DayKey(windows, "images"), images);
             Add(DayKey(windows, "spend"), cost);
+            AddForUser(windows, 1, images);
             Slots(windows.Client)[leaseMember] = windows.Now + leaseTtl;
             return Task.FromResult(Read(windows));
         }
@@ -243,6 +298,7 @@ internal sealed class InMemoryLimitStore : ILimitStore
             Add(DayKey(windows, "submits"), -1);
             Add(DayKey(windows, "images"), -images);
             Add(DayKey(windows, "spend"), -costMicros);
+            AddForUser(windows, -1, -images);
             Slots(windows.Client).Remove(leaseMember);
         }
 
@@ -305,7 +361,20 @@ internal sealed class InMemoryLimitStore : ILimitStore
             _counters.GetValueOrDefault(DayKey(windows, "submits")),
             _counters.GetValueOrDefault(DayKey(windows, "images")),
             _counters.GetValueOrDefault(DayKey(windows, "spend")),
-            slots.Count);
+            slots.Count,
+            windows.User is null ? 0 : _counters.GetValueOrDefault(UserMinuteKey(windows)),
+            windows.User is null ? 0 : _counters.GetValueOrDefault(UserDayKey(windows, "submits")),
+            windows.User is null ? 0 : _counters.GetValueOrDefault(UserDayKey(windows, "images")));
+    }
+
+    private void AddForUser(LimitWindows windows, int submits, int images)
+    {
+        if (windows.User is not null)
+        {
+            Add(UserMinuteKey(windows), submits);
+            Add(UserDayKey(windows, "submits"), submits);
+            Add(UserDayKey(windows, "images"), images);
+        }
     }
 
     /// <summary>Keeps only the current minute's and the current and previous day's counters.</summary>
@@ -337,4 +406,9 @@ internal sealed class InMemoryLimitStore : ILimitStore
     private static string MinuteKey(LimitWindows windows) => $"rpm:{windows.Client}:{windows.Minute}";
 
     private static string DayKey(LimitWindows windows, string counter) => $"{counter}:{windows.Client}:{windows.Day}";
+
+    // The user part is escaped, so no user id can pass for another client's or user's counter.
+    private static string UserMinuteKey(LimitWindows windows) => $"rpm:{windows.Client}/{Uri.EscapeDataString(windows.User!)}:{windows.Minute}";
+
+    private static string UserDayKey(LimitWindows windows, string counter) => $"{counter}:{windows.Client}/{Uri.EscapeDataString(windows.User!)}:{windows.Day}";
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Security.Claims;
+using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Gateway.Clients;
@@ -12,6 +13,7 @@ namespace Gateway.Clients;
 /// <param name="EstimatedSpendUsd">Images today times the configured price per image.</param>
 /// <param name="PricePerImageUsd">The price per image the estimate uses.</param>
 /// <param name="Limits">Each limit: its size, what is used, what remains and when it resets.</param>
+/// <param name="User">The signed-in user's own figures beside the client's; absent when the caller used the client's key.</param>
 public sealed record UsageResponse(
     string Client,
     string Date,
@@ -19,7 +21,19 @@ public sealed record UsageResponse(
     long Images,
     decimal EstimatedSpendUsd,
     decimal PricePerImageUsd,
-    UsageLimits Limits);
+    UsageLimits Limits,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] UserUsage? User = null);
+
+/// <summary>One signed-in user's usage today (UTC), within the client's.</summary>
+/// <param name="Id">The user (the token's oid, else sub).</param>
+/// <param name="Submits">The user's submits accepted today.</param>
+/// <param name="Images">The user's images requested today.</param>
+/// <param name="EstimatedSpendUsd">The user's images today times the price per image.</param>
+/// <param name="Limits">The client's per-user limits; each is null when the client sets none.</param>
+public sealed record UserUsage(string Id, long Submits, long Images, decimal EstimatedSpendUsd, UserLimits Limits);
+
+/// <summary>Limits each user of the client has on their own (Clients__{name}__PerUser__…); null: none.</summary>
+public sealed record UserLimits(WindowUsage? RequestsPerMinute, WindowUsage? ImagesPerDay);
 
 /// <summary>Each of the caller's limits; DailyBudgetUsd is null when the client has no budget.</summary>
 public sealed record UsageLimits(WindowUsage RequestsPerMinute, WindowUsage ImagesPerDay, ConcurrencyUsage MaxConcurrent, BudgetUsage? DailyBudgetUsd);
@@ -47,7 +61,7 @@ internal static class UsageEndpoints
 
     public static async Task<Ok<UsageResponse>> GetUsage(ClaimsPrincipal user, ClientLimiter limiter)
     {
-        var (policy, windows, counts) = await limiter.ReadAsync(user.ClientName());
+        var (policy, windows, counts) = await limiter.ReadAsync(user.Owner());
         BudgetUsage? budget = policy.DailyBudgetMicros is { } micros
             ? new BudgetUsage(ClientPolicy.ToUsd(micros), ClientPolicy.ToUsd(counts.DaySpendMicros),
                 ClientPolicy.ToUsd(Math.Max(0, micros - counts.DaySpendMicros)), windows.SecondsToDayEnd)
@@ -63,6 +77,20 @@ internal static class UsageEndpoints
                 new WindowUsage(policy.RequestsPerMinute, counts.MinuteSubmits, Math.Max(0, policy.RequestsPerMinute - counts.MinuteSubmits), windows.SecondsToMinuteEnd),
                 new WindowUsage(policy.ImagesPerDay, counts.DayImages, Math.Max(0, policy.ImagesPerDay - counts.DayImages), windows.SecondsToDayEnd),
                 new ConcurrencyUsage(policy.MaxConcurrent, counts.InFlight, Math.Max(0, policy.MaxConcurrent - counts.InFlight)),
-                budget)));
+                budget),
+            windows.User is { } id ? UserFigures(id, policy, windows, counts, limiter.PricePerImageUsd) : null));
     }
+
+    private static UserUsage UserFigures(string id, ClientPolicy policy, LimitWindows windows, LimitCounts counts, decimal pricePerImage) => new(
+        id,
+        counts.UserDaySubmits,
+        counts.UserDayImages,
+        counts.UserDayImages * pricePerImage,
+        new UserLimits(
+            policy.UserRequestsPerMinute is { } rpm
+                ? new WindowUsage(rpm, counts.UserMinuteSubmits, Math.Max(0, rpm - counts.UserMinuteSubmits), windows.SecondsToMinuteEnd)
+                : null,
+            policy.UserImagesPerDay is { } images
+                ? new WindowUsage(images, counts.UserDayImages, Math.Max(0, images - counts.UserDayImages), windows.SecondsToDayEnd)
+                : null));
 }

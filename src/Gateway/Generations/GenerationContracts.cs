@@ -153,6 +153,7 @@ internal sealed record FalImageInput(
 /// Absent without an image store.
 /// </param>
 /// <param name="Result">The images, present only when COMPLETED.</param>
+/// <param name="User">The signed-in user who submitted the job (from the access token); absent when a client key submitted it.</param>
 public sealed record GenerationResponse(
     string Id,
     string Model,
@@ -163,7 +164,8 @@ public sealed record GenerationResponse(
     GenerationError? Error,
     GenerationLinks Links,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ImageCopy = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ImageResult? Result = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ImageResult? Result = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? User = null);
 
 /// <summary>The model's output.</summary>
 public sealed record ImageResult(IReadOnlyList<ImageFile> Images, string? Description);
@@ -186,8 +188,18 @@ public sealed record GenerationError(
         failure.FalStatusCode, failure.ErrorType, failure.Errors);
 }
 
+/// <summary>Where to follow a job.</summary>
+/// <param name="Self">The Generation.</param>
+/// <param name="Status">Its status only.</param>
+/// <param name="Result">Its result.</param>
+/// <param name="Cancel">Where to POST to cancel it.</param>
+/// <param name="Events">The event stream; when the gateway signs links it carries a short-lived <c>ticket</c>, so a page's EventSource can open it as it is.</param>
 public sealed record GenerationLinks(string Self, string Status, string Result, string Events, string Cancel)
 {
+    /// <summary>The link-ticket resource of the event stream.</summary>
+    internal const string EventsResource = "events";
+
+    /// <summary>The plain routes, which need the caller's key or token.</summary>
     internal static GenerationLinks For(string id)
     {
         var self = $"/v1/generations/{Uri.EscapeDataString(id)}";

@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using Gateway.Clients;
 using Gateway.Hosting;
+using Gateway.Links;
 using Gateway.Storage;
 using Gateway.Upstream;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -57,6 +58,8 @@ internal static class GenerationEndpoints
         group.MapGet("/generations/{id}/events", GetGenerationEvents)
             .WithName(nameof(GetGenerationEvents))
             .WithSummary("Server-Sent Events until the job ends: status, then completed or failed")
+            .WithDescription("Authenticated by the caller's key or token, or by the ticket that links.events carries (for a browser's EventSource).")
+            .AcceptsLinkTicket(GenerationLinks.EventsResource)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
@@ -69,24 +72,24 @@ internal static class GenerationEndpoints
     }
 
     public static Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitGeneration(
-        GenerateRequest request, ClaimsPrincipal user, GenerationSubmitter submitter, GenerationService service, ClientLimiter limiter, IOptions<GenerationOptions> options, HttpContext httpContext) =>
-        SubmitAsync(submitter.GenerateModel, request, user, submitter, service, limiter, options.Value, httpContext);
+        GenerateRequest request, ClaimsPrincipal user, GenerationSubmitter submitter, GenerationService service, GenerationMapper mapper, ClientLimiter limiter, IOptions<GenerationOptions> options, HttpContext httpContext) =>
+        SubmitAsync(submitter.GenerateModel, request, user, submitter, service, mapper, limiter, options.Value, httpContext);
 
     public static Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitEdit(
-        EditRequest request, ClaimsPrincipal user, GenerationSubmitter submitter, GenerationService service, ClientLimiter limiter, IOptions<GenerationOptions> options, HttpContext httpContext) =>
-        SubmitAsync(submitter.EditModel, request, user, submitter, service, limiter, options.Value, httpContext);
+        EditRequest request, ClaimsPrincipal user, GenerationSubmitter submitter, GenerationService service, GenerationMapper mapper, ClientLimiter limiter, IOptions<GenerationOptions> options, HttpContext httpContext) =>
+        SubmitAsync(submitter.EditModel, request, user, submitter, service, mapper, limiter, options.Value, httpContext);
 
     /// <summary>
     /// Takes the client's limit units first (given back when fal refused the submit), submits, and with
     /// <c>Prefer: wait</c> holds the answer until the job ends or the wait runs out.
     /// </summary>
     private static async Task<Results<Accepted<GenerationResponse>, GenerationJson, ProblemHttpResult>> SubmitAsync(
-        string model, ImageRequest request, ClaimsPrincipal user, GenerationSubmitter submitter, GenerationService service, ClientLimiter limiter, GenerationOptions options, HttpContext httpContext)
+        string model, ImageRequest request, ClaimsPrincipal user, GenerationSubmitter submitter, GenerationService service, GenerationMapper mapper, ClientLimiter limiter, GenerationOptions options, HttpContext httpContext)
     {
-        var client = user.ClientName();
+        var owner = user.Owner();
         var (decision, record) = await limiter.RunAsync(
-            client, request.NumImages ?? 1, httpContext.Response.Headers,
-            () => submitter.SubmitAsync(client, model, request),
+            owner, request.NumImages ?? 1, httpContext.Response.Headers,
+            () => submitter.SubmitAsync(owner, model, request),
             submitted => LimitSettlement.Commit(submitted.Id),
             // fal answered no (or was never reached): nothing is billed, so nothing is counted. A timed-out
             // submit keeps its units: fal may have queued, and will bill, the job.
@@ -103,25 +106,25 @@ internal static class GenerationEndpoints
             var snapshot = await service.WaitForEndAsync(record, wait, httpContext.RequestAborted);
             if (snapshot.Record.IsTerminal)
             {
-                return await FinishedAsync(snapshot, service, httpContext.Request, links.Self, httpContext.RequestAborted);
+                return await FinishedAsync(snapshot, service, mapper, httpContext.Request, links.Self, httpContext.RequestAborted);
             }
 
-            return TypedResults.Accepted(links.Self, GenerationMapper.ToResponse(snapshot.Record, snapshot.Live));
+            return TypedResults.Accepted(links.Self, mapper.ToResponse(snapshot.Record, snapshot.Live));
         }
 
-        return TypedResults.Accepted(links.Self, GenerationMapper.ToResponse(record, null));
+        return TypedResults.Accepted(links.Self, mapper.ToResponse(record, null));
     }
 
     private static async Task<GenerationJson> FinishedAsync(
-        GenerationSnapshot snapshot, GenerationService service, HttpRequest request, string? location, CancellationToken cancellationToken)
+        GenerationSnapshot snapshot, GenerationService service, GenerationMapper mapper, HttpRequest request, string? location, CancellationToken cancellationToken)
     {
         var id = snapshot.Record.Id;
         var result = snapshot.Record.Status == GenerationStatus.Completed ? await service.GetResultAsync(id, cancellationToken) : null;
-        return new GenerationJson(GenerationMapper.ToResponse(snapshot.Record, snapshot.Live), result, service.PartsOf(snapshot.Record, request), location);
+        return new GenerationJson(mapper.ToResponse(snapshot.Record, snapshot.Live), result, service.PartsOf(snapshot.Record, request), location);
     }
 
     public static async Task<Results<Ok<GenerationPage>, ValidationProblem>> ListGenerations(
-        ClaimsPrincipal user, IGenerationHistory history, GenerationService service, CancellationToken cancellationToken,
+        ClaimsPrincipal user, IGenerationHistory history, GenerationService service, GenerationMapper mapper, CancellationToken cancellationToken,
         int? limit = null, string? cursor = null)
     {
         var take = limit ?? 20;
@@ -141,18 +144,18 @@ internal static class GenerationEndpoints
             after = decoded;
         }
 
-        var client = user.ClientName();
-        var entries = await history.ListAsync(client, after, take + 1);
+        var owner = user.Owner();
+        var entries = await history.ListAsync(owner, after, take + 1);
         var page = entries.Take(take).ToList();
-        var records = await Task.WhenAll(page.Select(e => service.FindAsync(client, e.Id, cancellationToken)));
-        var items = records.OfType<GenerationRecord>().Select(r => GenerationMapper.ToResponse(r, null)).ToList();
+        var records = await Task.WhenAll(page.Select(e => service.FindAsync(owner, e.Id, cancellationToken)));
+        var items = records.OfType<GenerationRecord>().Select(r => mapper.ToResponse(r, null)).ToList();
         return TypedResults.Ok(new GenerationPage(items, entries.Count > take ? page[^1].Encode() : null));
     }
 
     public static async Task<Results<GenerationJson, ProblemHttpResult>> GetGeneration(
-        string id, ClaimsPrincipal user, GenerationService service, IOptions<GenerationOptions> options, HttpContext httpContext, CancellationToken cancellationToken)
+        string id, ClaimsPrincipal user, GenerationService service, GenerationMapper mapper, IOptions<GenerationOptions> options, HttpContext httpContext, CancellationToken cancellationToken)
     {
-        if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
+        if (await service.FindAsync(user.Owner(), id, cancellationToken) is not { } record)
         {
             return GenerationProblems.NotFound(id);
         }
@@ -168,7 +171,7 @@ internal static class GenerationEndpoints
             snapshot = await service.ObserveAsync(record, logs: false, cancellationToken);
         }
 
-        return await FinishedAsync(snapshot, service, httpContext.Request, null, cancellationToken);
+        return await FinishedAsync(snapshot, service, mapper, httpContext.Request, null, cancellationToken);
     }
 
     public static async Task<Results<GenerationEventStream.Result, ProblemHttpResult>> GetGenerationEvents(
@@ -181,7 +184,7 @@ internal static class GenerationEndpoints
                 statusCode: StatusCodes.Status503ServiceUnavailable, title: "Shutting down", type: ProblemTypes.ShuttingDown);
         }
 
-        if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
+        if (await service.FindAsync(user.Owner(), id, cancellationToken) is not { } record)
         {
             return GenerationProblems.NotFound(id);
         }
@@ -190,21 +193,21 @@ internal static class GenerationEndpoints
     }
 
     public static async Task<Results<Ok<StatusResponse>, ProblemHttpResult>> GetGenerationStatus(
-        string id, ClaimsPrincipal user, GenerationService service, CancellationToken cancellationToken, bool logs = false)
+        string id, ClaimsPrincipal user, GenerationService service, GenerationMapper mapper, CancellationToken cancellationToken, bool logs = false)
     {
-        if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
+        if (await service.FindAsync(user.Owner(), id, cancellationToken) is not { } record)
         {
             return GenerationProblems.NotFound(id);
         }
 
         var snapshot = await service.ObserveAsync(record, logs, cancellationToken);
-        return TypedResults.Ok(GenerationMapper.ToStatus(snapshot, logs));
+        return TypedResults.Ok(mapper.ToStatus(snapshot, logs));
     }
 
     public static async Task<Results<ResultJson, Accepted<StatusResponse>, ProblemHttpResult>> GetGenerationResult(
-        string id, ClaimsPrincipal user, GenerationService service, HttpResponse response, CancellationToken cancellationToken)
+        string id, ClaimsPrincipal user, GenerationService service, GenerationMapper mapper, HttpResponse response, CancellationToken cancellationToken)
     {
-        if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
+        if (await service.FindAsync(user.Owner(), id, cancellationToken) is not { } record)
         {
             return GenerationProblems.NotFound(id);
         }
@@ -221,7 +224,7 @@ internal static class GenerationEndpoints
                 return GenerationProblems.FromGenerationError(snapshot.Record.Error!);
             default:
                 response.Headers.RetryAfter = "1";
-                var status = GenerationMapper.ToStatus(snapshot, logs: false);
+                var status = mapper.ToStatus(snapshot, logs: false);
                 return TypedResults.Accepted(status.Links.Result, status);
         }
     }
@@ -229,7 +232,7 @@ internal static class GenerationEndpoints
     public static async Task<Results<Accepted<CancelResponse>, ProblemHttpResult>> CancelGeneration(
         string id, ClaimsPrincipal user, GenerationService service, CancellationToken cancellationToken)
     {
-        if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
+        if (await service.FindAsync(user.Owner(), id, cancellationToken) is not { } record)
         {
             return GenerationProblems.NotFound(id);
         }

@@ -19,6 +19,7 @@ namespace Gateway.Generations;
 /// <remarks>Resolved once per request (it uses the request-scoped <see cref="GenerationService"/>).</remarks>
 internal sealed class GenerationEventStream(
     GenerationService service,
+    GenerationMapper mapper,
     CompletionHub hub,
     GatewayMetrics metrics,
     IOptions<GenerationOptions> generationOptions,
@@ -75,7 +76,7 @@ internal sealed class GenerationEventStream(
 
                 if (snapshot is not null)
                 {
-                    var status = GenerationMapper.ToStatus(snapshot, logs: false);
+                    var status = mapper.ToStatus(snapshot, logs: false);
                     var id = status.Status == GenerationStatus.InQueue ? $"q{status.QueuePosition ?? 0}" : "p";
                     if (id != sent)
                     {
@@ -121,7 +122,7 @@ internal sealed class GenerationEventStream(
         var eventName = TerminalId(terminal);
         await Write(response, $"id: {eventName}\nevent: {eventName}\ndata: ", token);
         var result = terminal.Status == GenerationStatus.Completed ? await service.GetResultAsync(terminal.Id, token) : null;
-        var body = JsonSerializer.SerializeToUtf8Bytes(GenerationMapper.ToResponse(terminal, null), GenerationJsonContext.Default.GenerationResponse);
+        var body = JsonSerializer.SerializeToUtf8Bytes(mapper.ToResponse(terminal, null), GenerationJsonContext.Default.GenerationResponse);
         await using (var data = new SingleLineStream(response.Body))
         {
             await GenerationJson.WriteAsync(data, body, result, service.PartsOf(terminal, response.HttpContext.Request), token);

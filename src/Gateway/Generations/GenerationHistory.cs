@@ -1,6 +1,7 @@
 using System.Buffers.Text;
 using System.Globalization;
 using System.Text;
+using Gateway.Clients;
 using Gateway.Hosting;
 using Gateway.Storage;
 using Microsoft.Extensions.Options;
@@ -40,7 +41,7 @@ internal readonly record struct HistoryCursor(long Score, string Id)
 }
 
 /// <summary>
-/// Each client's generations by creation time, so <c>GET /v1/generations</c> can page through them newest first.
+/// Each owner's (a client's key, or one signed-in user of a client) generations by creation time, so <c>GET /v1/generations</c> can page through them newest first.
 /// Paging continues strictly after the cursor's (time, id), so generations added meanwhile (always newer)
 /// never shift a later page: no item is repeated or skipped.
 /// </summary>
@@ -48,8 +49,8 @@ internal interface IGenerationHistory
 {
     Task AddAsync(GenerationRecord record);
 
-    /// <summary>Up to <paramref name="take"/> entries strictly after <paramref name="after"/> (from the newest when null).</summary>
-    Task<IReadOnlyList<HistoryCursor>> ListAsync(string client, HistoryCursor? after, int take);
+    /// <summary>Up to <paramref name="take"/> of the owner's entries strictly after <paramref name="after"/> (from the newest when null).</summary>
+    Task<IReadOnlyList<HistoryCursor>> ListAsync(Owner owner, HistoryCursor? after, int take);
 }
 
 internal sealed class RedisGenerationHistory(RedisConnection redis, IOptions<GenerationOptions> options, TimeProvider time) : IGenerationHistory
@@ -58,7 +59,7 @@ internal sealed class RedisGenerationHistory(RedisConnection redis, IOptions<Gen
 
     public async Task AddAsync(GenerationRecord record)
     {
-        var key = RedisKeys.History(record.Client);
+        var key = Key(new Owner(record.Client, record.User));
         var ttl = options.Value.ResultTtl;
         var batch = Db.CreateBatch();
         var writes = new Task[]
@@ -72,9 +73,12 @@ internal sealed class RedisGenerationHistory(RedisConnection redis, IOptions<Gen
         await Task.WhenAll(writes);
     }
 
-    public async Task<IReadOnlyList<HistoryCursor>> ListAsync(string client, HistoryCursor? after, int take)
+    /// <summary>A client's own history (its key's submits), or one signed-in user's of that client.</summary>
+    private static RedisKey Key(Owner owner) => owner.User is { } user ? RedisKeys.History(owner.Client, user) : RedisKeys.History(owner.Client);
+
+    public async Task<IReadOnlyList<HistoryCursor>> ListAsync(Owner owner, HistoryCursor? after, int take)
     {
-        var key = RedisKeys.History(client);
+        var key = Key(owner);
         var found = new List<HistoryCursor>(take);
         if (after is { } cursor)
         {
@@ -99,16 +103,17 @@ internal sealed class RedisGenerationHistory(RedisConnection redis, IOptions<Gen
 
 internal sealed class InMemoryGenerationHistory(IOptions<GenerationOptions> options, TimeProvider time) : IGenerationHistory
 {
-    private readonly Dictionary<string, SortedSet<HistoryCursor>> _byClient = new(StringComparer.Ordinal);
+    private readonly Dictionary<Owner, SortedSet<HistoryCursor>> _byOwner = [];
     private readonly Lock _gate = new();
 
     public Task AddAsync(GenerationRecord record)
     {
         lock (_gate)
         {
-            if (!_byClient.TryGetValue(record.Client, out var entries))
+            var owner = new Owner(record.Client, record.User);
+            if (!_byOwner.TryGetValue(owner, out var entries))
             {
-                _byClient[record.Client] = entries = new SortedSet<HistoryCursor>(Comparer<HistoryCursor>.Create(HistoryCursor.CompareNewestFirst));
+                _byOwner[owner] = entries = new SortedSet<HistoryCursor>(Comparer<HistoryCursor>.Create(HistoryCursor.CompareNewestFirst));
             }
 
             entries.Add(new HistoryCursor(record.CreatedAt.ToUnixTimeMilliseconds(), record.Id));
@@ -119,11 +124,11 @@ internal sealed class InMemoryGenerationHistory(IOptions<GenerationOptions> opti
         return Task.CompletedTask;
     }
 
-    public Task<IReadOnlyList<HistoryCursor>> ListAsync(string client, HistoryCursor? after, int take)
+    public Task<IReadOnlyList<HistoryCursor>> ListAsync(Owner owner, HistoryCursor? after, int take)
     {
         lock (_gate)
         {
-            IReadOnlyList<HistoryCursor> page = _byClient.TryGetValue(client, out var entries)
+            IReadOnlyList<HistoryCursor> page = _byOwner.TryGetValue(owner, out var entries)
                 ? [.. entries.Where(e => after is not { } a || HistoryCursor.CompareNewestFirst(e, a) > 0).Take(take)]
                 : [];
             return Task.FromResult(page);

@@ -1,12 +1,12 @@
-using Gateway.Storage;
+using Gateway.Links;
 using Gateway.Upstream;
 
 namespace Gateway.Generations;
 
-/// <summary>From what the gateway stores and fal says to what clients read.</summary>
-internal static class GenerationMapper
+/// <summary>From what the gateway stores and fal says to what clients read; signs the links a page opens without headers.</summary>
+internal sealed class GenerationMapper(LinkTickets tickets)
 {
-    public static GenerationResponse ToResponse(GenerationRecord record, FalStatus? live) => new(
+    public GenerationResponse ToResponse(GenerationRecord record, FalStatus? live) => new(
         record.Id,
         record.Model,
         CurrentStatus(record, live),
@@ -14,14 +14,22 @@ internal static class GenerationMapper
         record.CreatedAt,
         record.CompletedAt,
         record.Error,
-        GenerationLinks.For(record.Id),
-        record.Status == GenerationStatus.Completed ? record.ImageCopy : null);
+        LinksFor(record),
+        ImageCopy: record.Status == GenerationStatus.Completed ? record.ImageCopy : null,
+        User: record.User);
 
-    public static StatusResponse ToStatus(GenerationSnapshot snapshot, bool logs)
+    public StatusResponse ToStatus(GenerationSnapshot snapshot, bool logs)
     {
         var response = ToResponse(snapshot.Record, snapshot.Live);
         return new StatusResponse(response.Id, response.Status, response.QueuePosition,
             logs ? snapshot.Live?.Logs ?? [] : null, response.Links);
+    }
+
+    /// <summary>The routes of the generation; <c>events</c> carries a ticket for the record's owner, for the browser's EventSource.</summary>
+    private GenerationLinks LinksFor(GenerationRecord record)
+    {
+        var links = GenerationLinks.For(record.Id);
+        return links with { Events = tickets.Append(links.Events, new LinkScope(record.Id, GenerationLinks.EventsResource, record.Client, record.User)) };
     }
 
     private static string CurrentStatus(GenerationRecord record, FalStatus? live) =>

@@ -8,6 +8,9 @@ internal sealed record GenerationRecord
     public required string Id { get; init; }
     public required string Client { get; init; }
 
+    /// <summary>The user of the client's app who submitted it (signed in with an access token); null for a client key.</summary>
+    public string? User { get; init; }
+
     /// <summary>The fal endpoint it was submitted to, with its sub-path (<c>…/edit</c>).</summary>
     public required string Model { get; init; }
 

@@ -1,3 +1,4 @@
+using Gateway.Clients;
 using Gateway.Hosting;
 using Gateway.Upstream;
 using Microsoft.Extensions.Options;
@@ -20,11 +21,11 @@ internal sealed class GenerationService(
     IImageLinks imageLinks,
     TimeProvider time)
 {
-    /// <summary>The caller's generation, or null when it does not exist or belongs to another client.</summary>
-    public async Task<GenerationRecord?> FindAsync(string client, string id, CancellationToken cancellationToken)
+    /// <summary>The caller's generation, or null when it does not exist or belongs to another client, or another user of the client.</summary>
+    public async Task<GenerationRecord?> FindAsync(Owner owner, string id, CancellationToken cancellationToken)
     {
         GatewayMetrics.TagRequestId(id);
-        return await store.GetAsync(id, cancellationToken) is { } record && record.Client == client ? record : null;
+        return await store.GetAsync(id, cancellationToken) is { } record && record.Client == owner.Client && record.User == owner.User ? record : null;
     }
 
     /// <summary>The record as the store has it now (another replica may have ended it).</summary>

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Gateway.Clients;
 using Gateway.Hosting;
 using Gateway.Storage;
 using Gateway.Upstream;
@@ -25,7 +26,7 @@ internal sealed partial class GenerationSubmitter(
         ? $"{publicBase.TrimEnd('/')}/v1/webhooks/fal"
         : null;
 
-    public async Task<GenerationRecord> SubmitAsync(string client, string endpointId, ImageRequest request)
+    public async Task<GenerationRecord> SubmitAsync(Owner owner, string endpointId, ImageRequest request)
     {
         // A job fal accepted but the gateway cannot record would be billed and lost: check the store first.
         if (!await store.IsHealthyAsync(CancellationToken.None))
@@ -37,20 +38,21 @@ internal sealed partial class GenerationSubmitter(
 
         // Once the bytes may have left, nothing cancels or repeats the submit: fal would bill a second job.
         var submitted = await fal.SubmitAsync(endpointId, input, WebhookUrl, CancellationToken.None);
-        return await RecordSubmittedAsync(client, endpointId, submitted, request);
+        return await RecordSubmittedAsync(owner, endpointId, submitted, request);
     }
 
     /// <summary>
-    /// Records a job fal accepted as owned by <paramref name="client"/> and tells the listeners; shared by the
+    /// Records a job fal accepted as owned by <paramref name="owner"/> and tells the listeners; shared by the
     /// /v1 routes and the fal client proxy, so either sees the other's jobs.
     /// </summary>
-    public async Task<GenerationRecord> RecordSubmittedAsync(string client, string endpointId, FalSubmitResponse submitted, ImageRequest request)
+    public async Task<GenerationRecord> RecordSubmittedAsync(Owner owner, string endpointId, FalSubmitResponse submitted, ImageRequest request)
     {
         GatewayMetrics.TagRequestId(submitted.RequestId);
         var record = new GenerationRecord
         {
             Id = submitted.RequestId,
-            Client = client,
+            Client = owner.Client,
+            User = owner.User,
             Model = endpointId,
             Status = GenerationStatus.InQueue,
             QueuePosition = submitted.QueuePosition,
@@ -61,7 +63,7 @@ internal sealed partial class GenerationSubmitter(
             NumImages = request.NumImages ?? 1,
         };
         await CreateWithRetriesAsync(record);
-        LogSubmitted(logger, record.Id, client, endpointId, record.NumImages);
+        LogSubmitted(logger, record.Id, owner.Client, endpointId, record.NumImages);
         foreach (var listener in listeners)
         {
             await listener.OnSubmittedAsync(record, CancellationToken.None);

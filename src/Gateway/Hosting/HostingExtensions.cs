@@ -21,6 +21,8 @@ internal static class HostingExtensions
         var consoleLevel = builder.Configuration.GetValue("Serilog:ConsoleMinimumLevel", Serilog.Events.LogEventLevel.Verbose);
         // preserveStaticLogger: each host logs through its own logger, never the process-wide Log.Logger, so
         // several gateways in one process (the tests run replicas side by side) never write into each other's sinks.
+        builder.Services.AddSingleton<SecretQueryParameters>();
+        builder.Services.AddSingleton<Serilog.Core.ILogEventEnricher>(services => services.GetRequiredService<SecretQueryParameters>());
         builder.Services.AddSerilog((services, logger) =>
         {
             logger.ReadFrom.Configuration(builder.Configuration).ReadFrom.Services(services).Enrich.FromLogContext();
@@ -71,6 +73,7 @@ internal static class HostingExtensions
         app.UseSerilogRequestLogging(options =>
         {
             options.Logger = app.Services.GetRequiredService<Serilog.ILogger>();
+            options.IncludeQueryInRequestPath = false; // a query may carry a credential (a link's ticket)
             options.GetLevel = (context, _, exception) =>
                 exception is not null || context.Response.StatusCode >= 500 ? Serilog.Events.LogEventLevel.Error
                 : context.Request.Path.StartsWithSegments("/health") ? Serilog.Events.LogEventLevel.Verbose

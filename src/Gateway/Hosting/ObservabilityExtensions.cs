@@ -1,3 +1,4 @@
+using OpenTelemetry.Instrumentation.AspNetCore;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 using Prometheus;
@@ -26,6 +27,15 @@ internal static class ObservabilityExtensions
 
         // traceparent reaches fal through the HttpClient instrumentation; spans leave only when an
         // OTLP endpoint is configured (OTEL_EXPORTER_OTLP_ENDPOINT, the standard variable).
+        builder.Services.AddOptions<AspNetCoreTraceInstrumentationOptions>().Configure<SecretQueryParameters>((options, secrets) =>
+            options.EnrichWithHttpRequest = (activity, _) =>
+            {
+                // Redacted here whatever the instrumentation's own query redaction is set to.
+                if (activity.GetTagItem("url.query") is string { Length: > 0 } query)
+                {
+                    activity.SetTag("url.query", secrets.Redact(query));
+                }
+            });
         var tracing = builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("mai-image-gateway"))
             .WithTracing(traces =>

@@ -33,7 +33,7 @@ internal static class ImageEndpoints
         string id, int n, ClaimsPrincipal user, GenerationService service, IImageStore images, IOptions<GenerationOptions> generationOptions,
         TimeProvider time, HttpResponse response, CancellationToken cancellationToken)
     {
-        if (await service.FindAsync(user.ClientName(), id, cancellationToken) is not { } record)
+        if (await service.FindAsync(user.Owner(), id, cancellationToken) is not { } record)
         {
             return GenerationProblems.NotFound(id);
         }

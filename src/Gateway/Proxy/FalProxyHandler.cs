@@ -53,7 +53,7 @@ internal sealed partial class FalProxyHandler(
         }
 
         var (decision, forwarded) = await limiter.RunAsync(
-            client, request.NumImages ?? 1, context.Response.Headers,
+            context.User.Owner(), request.NumImages ?? 1, context.Response.Headers,
             () => ForwardAsync(context, client, target, request),
             outcome => Settle(target, outcome),
             _ => false);
@@ -97,7 +97,7 @@ internal sealed partial class FalProxyHandler(
     private async Task<bool> TryServeOwnAsync(HttpContext context, string client, FalProxyTarget target, string requestId)
     {
         var cancellationToken = context.RequestAborted;
-        if (await generations.FindAsync(client, requestId, cancellationToken) is not { } record)
+        if (await generations.FindAsync(context.User.Owner(), requestId, cancellationToken) is not { } record)
         {
             await WriteFalJsonAsync(context, StatusCodes.Status404NotFound, new JsonObject { ["detail"] = $"Request {requestId} not found" });
             return true;
@@ -128,7 +128,7 @@ internal sealed partial class FalProxyHandler(
         // Queue submits carry the gateway's storage preferences, whatever the caller sent; a synchronous run is not
         // recorded, so nothing would copy its images: fal keeps them as the account says.
         var headers = target.Operation == FalProxyOperation.Submit ? submitHeaders.Value.Headers : null;
-        var transformer = new FalProxyTransformer(target, target.Destination(_fal, webhook), _fal.EffectiveKey!, client, submitted, submitter, logger, headers);
+        var transformer = new FalProxyTransformer(target, target.Destination(_fal, webhook), _fal.EffectiveKey!, context.User.Owner(), submitted, submitter, logger, headers);
         var error = await forwarder.SendAsync(
             context, target.BaseUrl(_fal), invoker.Invoker, new ForwarderRequestConfig { ActivityTimeout = _proxy.ActivityTimeout }, transformer);
         if (error != ForwarderError.None)

@@ -1,5 +1,6 @@
 using System.Net.Http.Headers;
 using System.Text.Json;
+using Gateway.Clients;
 using Gateway.Generations;
 using Gateway.Upstream;
 using Microsoft.Net.Http.Headers;
@@ -16,7 +17,7 @@ internal sealed partial class FalProxyTransformer(
     FalProxyTarget target,
     Uri destination,
     string falKey,
-    string client,
+    Owner owner,
     ImageRequest? submitted,
     GenerationSubmitter submitter,
     ILogger logger,
@@ -94,7 +95,7 @@ internal sealed partial class FalProxyTransformer(
             else
             {
                 // Not cancellable: the job exists at fal now, and its owner must be recorded even if the caller left.
-                await submitter.RecordSubmittedAsync(client, target.EndpointId!, answer, submitted);
+                await submitter.RecordSubmittedAsync(owner, target.EndpointId!, answer, submitted);
                 RecordedId = answer.RequestId;
             }
         }

@@ -42,6 +42,15 @@ internal static class RedisKeys
     /// <summary>Estimated spend on one UTC day, in micro-USD (integers keep INCRBY exact).</summary>
     public static RedisKey SpendOnDay(string client, string day) => $"{Prefix}limit:{{{client}}}:spend:{day}";
 
+    /// <summary>One signed-in user's submits in one minute window; in the client's hash slot, so one script counts both. TTL 2 minutes.</summary>
+    public static RedisKey UserSubmitsInMinute(string client, string user, long minute) => $"{Prefix}limit:{{{client}}}:user:{UserPart(user)}:rpm:{minute}";
+
+    /// <summary>One signed-in user's submits on one UTC day; TTL 2 days.</summary>
+    public static RedisKey UserSubmitsOnDay(string client, string user, string day) => $"{Prefix}limit:{{{client}}}:user:{UserPart(user)}:submits:{day}";
+
+    /// <summary>One signed-in user's images on one UTC day; TTL 2 days.</summary>
+    public static RedisKey UserImagesOnDay(string client, string user, string day) => $"{Prefix}limit:{{{client}}}:user:{UserPart(user)}:images:{day}";
+
     /// <summary>
     /// Unfinished generations: a sorted set of members scored by when their slot expires (Limits:ConcurrencyLeaseTtl).
     /// The key's own TTL is that lease TTL, refreshed on every add, so an idle client's set disappears.
@@ -53,4 +62,10 @@ internal static class RedisKeys
 
     /// <summary>A client's generations by creation time (score: Unix ms); TTL Gateway:ResultTtl, refreshed on every add.</summary>
     public static RedisKey History(string client) => $"{Prefix}hist:{{{client}}}";
+
+    /// <summary>One signed-in user's generations of one client, by creation time; TTL as <see cref="History(string)"/>.</summary>
+    public static RedisKey History(string client, string user) => $"{Prefix}hist:{{{client}}}:user:{UserPart(user)}";
+
+    /// <summary>A user id as a key part: escaped, so no id (whatever the identity provider puts in it) can pass for another key.</summary>
+    private static string UserPart(string user) => Uri.EscapeDataString(user);
 }
