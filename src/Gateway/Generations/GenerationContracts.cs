@@ -199,6 +199,9 @@ public sealed record GenerationLinks(string Self, string Status, string Result, 
     /// <summary>The link-ticket resource of the event stream.</summary>
     internal const string EventsResource = "events";
 
+    /// <summary>The link-ticket resource of the images in the gateway's image store: one ticket opens every image of a generation.</summary>
+    internal const string ImagesResource = "images";
+
     /// <summary>The plain routes, which need the caller's key or token.</summary>
     internal static GenerationLinks For(string id)
     {

@@ -88,7 +88,7 @@ internal sealed class GenerationService(
 
     /// <summary>What writing the stored result of <paramref name="record"/> for <paramref name="request"/>'s caller needs.</summary>
     public ResultParts PartsOf(GenerationRecord record, HttpRequest request) =>
-        new((i, ct) => store.GetBlobAsync(record.Id, i, ct), i => imageLinks.UrlFor(request, record, i));
+        new((i, ct) => store.GetBlobAsync(record.Id, i, ct), imageLinks.For(request, record));
 
     public async Task<FalCancelOutcome> CancelAsync(GenerationRecord record, CancellationToken cancellationToken) =>
         record.IsTerminal ? FalCancelOutcome.AlreadyCompleted : await fal.CancelAsync(record.CancelUrl, cancellationToken);

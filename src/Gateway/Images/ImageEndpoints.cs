@@ -3,6 +3,7 @@ using System.Security.Claims;
 using Gateway.Clients;
 using Gateway.Generations;
 using Gateway.Hosting;
+using Gateway.Links;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
@@ -16,11 +17,13 @@ internal static class ImageEndpoints
         var group = app.MapGroup("/v1").RequireAuthorization().WithTags("Generations");
         group.MapGet("/generations/{id}/images/{n:int}", GetGenerationImage)
             .WithName(nameof(GetGenerationImage))
+            .AcceptsLinkTicket(GenerationLinks.ImagesResource)
             .WithSummary("A result image from the gateway's image store")
             .WithDescription("Image n (from 0) of a completed generation whose images were copied to the gateway's image store "
                 + "(image_copy: stored): the bytes fal made, with ETag, Cache-Control: private and range requests. The result's "
-                + "image URLs point here. 404, as for every generation route, when the generation is not the caller's, and when "
-                + "the image is not in the store.")
+                + "image URLs point here and, when links are signed, carry a short-lived ticket, so a page's <img> opens them "
+                + "without headers. 404, as for every generation route, when the generation is not the caller's, and when the "
+                + "image is not in the store.")
             .Produces(StatusCodes.Status200OK, contentType: "image/png", additionalContentTypes: ["image/jpeg", "image/webp", "image/gif"])
             .Produces(StatusCodes.Status206PartialContent)
             .Produces(StatusCodes.Status304NotModified)

@@ -3,7 +3,10 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using FalEmulator;
+using Gateway.Links;
 using Gateway.Tests.Infrastructure;
+using Gateway.Tests.Unit;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Gateway.Tests.Images;
 
@@ -13,6 +16,8 @@ namespace Gateway.Tests.Images;
 /// </summary>
 public abstract class ImageStoreTests(RedisServer redis)
 {
+    private static readonly string LinkKey = Convert.ToBase64String(Enumerable.Range(90, 32).Select(i => (byte)i).ToArray());
+
     protected static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     /// <summary>Settings naming a store of this backend that no other test uses (<c>Images:Store</c> and where).</summary>
@@ -101,6 +106,87 @@ public abstract class ImageStoreTests(RedisServer redis)
         using var history = await client.GetAsync("/v1/generations", Ct);
         var item = (await history.JsonAsync())["items"]!.AsArray().Single(i => i!["id"]!.GetValue<string>() == id)!;
         Assert.Equal("stored", item["image_copy"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task SignedImageLink_OpensInAnImgOfAPageInChromium_AndFailsOnceExpiredOrTampered()
+    {
+        var store = NewStore();
+        await using var harness = await GatewayHarness.StartAsync(redis, settings: With(store, ("Gateway:LinkSigningKey", LinkKey)));
+        var client = harness.Client();
+        var id = await client.SubmitAsync(new { prompt = "framed", num_images = 2 });
+        var other = await client.SubmitAsync(new { prompt = "another" });
+        await client.WaitUntilDoneAsync(id);
+        await client.WaitUntilDoneAsync(other);
+        var urls = ImageUrls(await WaitForImageCopyAsync(client, id, "stored"));
+        var otherUrl = ImageUrls(await WaitForImageCopyAsync(client, other, "stored")).Single();
+
+        var route = $"{harness.GatewayUrl.GetLeftPart(UriPartial.Authority)}/v1/generations/{id}/images/";
+        Assert.All(urls, (url, i) => Assert.StartsWith($"{route}{i}?ticket=", url, StringComparison.Ordinal));
+        var ticket = urls[1][(urls[1].IndexOf("?ticket=", StringComparison.Ordinal) + "?ticket=".Length)..];
+        Assert.Equal(ticket, urls[0][(urls[0].IndexOf("?ticket=", StringComparison.Ordinal) + "?ticket=".Length)..]); // one ticket, every image
+        var expired = LinkTicketUnitTests.Tickets(LinkKey, new FakeTimeProvider(DateTimeOffset.UtcNow.AddMinutes(-6)))
+            .Issue(new LinkScope(id, "images", "alpha", null));
+        var eventsTicket = LinkTicketUnitTests.Tickets(LinkKey).Issue(new LinkScope(id, "events", "alpha", null));
+        var tampered = ticket[..^2] + (ticket[^2] == 'A' ? "B" : "A") + ticket[^1];
+        var otherTicket = otherUrl[(otherUrl.IndexOf("?ticket=", StringComparison.Ordinal) + "?ticket=".Length)..];
+
+        var page = await ImagesInChromiumAsync(new Dictionary<string, string>
+        {
+            ["first"] = urls[0],
+            ["second"] = urls[1],
+            ["expired"] = $"{route}1?ticket={expired}",
+            ["tampered"] = $"{route}1?ticket={tampered}",
+            ["unsigned"] = $"{route}1",
+            ["events-ticket"] = $"{route}1?ticket={eventsTicket}",
+            ["other-generations-ticket"] = $"{route}1?ticket={otherTicket}",
+        });
+
+        Assert.NotEqual(harness.GatewayUrl.GetLeftPart(UriPartial.Authority), page["origin"]!.GetValue<string>()); // another origin
+        foreach (var shown in new[] { "first", "second" })
+        {
+            var image = page["images"]![shown]!;
+            Assert.True(image["loaded"]!.GetValue<bool>() && image["status"]!.GetValue<int>() == 200, $"{shown}: {image}");
+            Assert.Equal((64, 64), (image["width"]!.GetValue<int>(), image["height"]!.GetValue<int>()));
+        }
+
+        var anonymous = harness.Client(key: null);
+        foreach (var refused in new[] { "expired", "tampered", "unsigned", "events-ticket", "other-generations-ticket" })
+        {
+            // Chromium blocks the problem+json body of a refused image (ORB) and reports only that the image failed.
+            var image = page["images"]![refused]!;
+            Assert.True(!image["loaded"]!.GetValue<bool>() && image["width"]!.GetValue<int>() == 0, $"{refused}: {image}");
+            using var answer = await anonymous.GetAsync(image["name"]!.GetValue<string>() switch
+            {
+                "expired" => $"{route}1?ticket={expired}",
+                "tampered" => $"{route}1?ticket={tampered}",
+                "unsigned" => $"{route}1",
+                "events-ticket" => $"{route}1?ticket={eventsTicket}",
+                _ => $"{route}1?ticket={otherTicket}",
+            }, Ct);
+            Assert.True(answer.StatusCode == HttpStatusCode.Unauthorized, $"{refused}: {(int)answer.StatusCode}");
+            Assert.Equal("urn:mai-image-gateway:problem:unauthorized", (await answer.JsonAsync())["type"]!.GetValue<string>());
+        }
+
+        Assert.DoesNotContain(ticket, harness.Logs(), StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// tests/ImageBrowser: a page on its own loopback origin with one <c>&lt;img&gt;</c> per URL, in headless Chromium; for
+    /// each image whether it loaded, its size and the status the browser got.
+    /// </summary>
+    private static async Task<JsonNode> ImagesInChromiumAsync(Dictionary<string, string> urls)
+    {
+        const string Chromium = "/usr/bin/chromium";
+        Assert.True(File.Exists(Chromium), $"{Chromium} is missing; install Debian's Chromium: apt-get install -y chromium");
+        var folder = await NodeTools.InstalledFolderAsync("ImageBrowser", Path.Combine("playwright-core", "package.json"));
+        var (exit, output) = await NodeTools.RunAsync("node", ["images.mjs"], folder, TimeSpan.FromMinutes(2), new Dictionary<string, string?>
+        {
+            ["IMAGE_URLS"] = System.Text.Json.JsonSerializer.Serialize(urls),
+            ["CHROMIUM"] = Chromium,
+        });
+        Assert.True(exit == 0, $"the browser page failed ({exit}):\n{output}");
+        return JsonNode.Parse(output.Trim().Split('\n')[^1])!;
     }
 
     [Fact]
