@@ -19,7 +19,6 @@ internal sealed partial class AzureBlobImageStore : IImageStore, IDisposable
     private const string CompletedAtKey = "completed_at";
     private const int BlockBytes = 256 * 1024;
 
-    private readonly BlobServiceClient _service;
     private readonly BlobContainerClient _container;
     private readonly ILogger<AzureBlobImageStore> _logger;
     private readonly SemaphoreSlim _creating = new(1, 1);
@@ -32,11 +31,11 @@ internal sealed partial class AzureBlobImageStore : IImageStore, IDisposable
         var clientOptions = new BlobClientOptions();
         clientOptions.Retry.MaxRetries = 2;
         clientOptions.Retry.NetworkTimeout = TimeSpan.FromSeconds(30);
-        _service = string.IsNullOrWhiteSpace(azure.ConnectionString)
+        var service = string.IsNullOrWhiteSpace(azure.ConnectionString)
             // Workload identity: AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE, as AKS sets them.
             ? new BlobServiceClient(new Uri(azure.ServiceUri!), new WorkloadIdentityCredential(), clientOptions)
             : new BlobServiceClient(azure.ConnectionString, clientOptions);
-        _container = _service.GetBlobContainerClient(azure.Container);
+        _container = service.GetBlobContainerClient(azure.Container);
         _logger = logger;
     }
 
@@ -103,27 +102,17 @@ internal sealed partial class AzureBlobImageStore : IImageStore, IDisposable
         return deleted;
     }
 
-    /// <summary>
-    /// A read-only link straight to the blob, valid until <paramref name="expiresOn"/>: signed with the account key
-    /// (connection string) or, with workload identity, a user-delegation key.
-    /// </summary>
-    public async Task<Uri> SignedUrlAsync(string id, int index, DateTimeOffset expiresOn, CancellationToken cancellationToken)
+    /// <summary>A read-only link straight to the blob, valid until <paramref name="expiresOn"/>, signed with the account key.</summary>
+    public Uri SignedUrl(string id, int index, DateTimeOffset startsOn, DateTimeOffset expiresOn)
     {
         var blob = _container.GetBlobClient(ImageKeys.Of(id, index));
-        var sas = new BlobSasBuilder(BlobSasPermissions.Read, expiresOn)
+        return blob.GenerateSasUri(new BlobSasBuilder(BlobSasPermissions.Read, expiresOn)
         {
             BlobContainerName = _container.Name,
             BlobName = blob.Name,
             Resource = "b",
-            StartsOn = DateTimeOffset.UtcNow.AddMinutes(-5), // clock skew
-        };
-        if (blob.CanGenerateSasUri)
-        {
-            return blob.GenerateSasUri(sas);
-        }
-
-        var key = await _service.GetUserDelegationKeyAsync(sas.StartsOn, expiresOn, cancellationToken);
-        return new BlobUriBuilder(blob.Uri) { Sas = sas.ToSasQueryParameters(key.Value, _service.AccountName) }.ToUri();
+            StartsOn = startsOn,
+        });
     }
 
     public void Dispose() => _creating.Dispose();

@@ -36,6 +36,14 @@ internal static partial class ImagesExtensions
             ImageStoreKind.AzureBlob => ActivatorUtilities.CreateInstance<AzureBlobImageStore>(services),
             _ => new NoImageStore(),
         });
+        // SAS links replace the gateway's own image links (registered by AddGenerations) when configured.
+        builder.Services.AddSingleton<GatewayImageLinks>();
+        builder.Services.AddSingleton<IImageLinks>(services =>
+            services.GetRequiredService<IOptions<ImagesOptions>>().Value is { Kind: ImageStoreKind.AzureBlob, AzureBlob.SasLinks: true }
+                && services.GetRequiredService<IImageStore>() is AzureBlobImageStore blobs
+                ? new BlobSasImageLinks(blobs, services.GetRequiredService<TimeProvider>())
+                : services.GetRequiredService<GatewayImageLinks>());
+
         if (builder.UsesRedis())
         {
             builder.Services.AddSingleton<IImageCopySchedule, RedisImageCopySchedule>();

@@ -91,6 +91,13 @@ public sealed partial class ImagesOptions : IValidatableObject
                 ["AzureBlob.ConnectionString"]);
         }
 
+        if (azure.SasLinks && !hasConnection)
+        {
+            yield return new ValidationResult(
+                "Images__AzureBlob__SasLinks=true signs with the account key: it needs Images__AzureBlob__ConnectionString (with AccountKey).",
+                ["AzureBlob.SasLinks"]);
+        }
+
         if (hasUri && (!Uri.TryCreate(azure.ServiceUri, UriKind.Absolute, out var uri) || uri.Scheme is not ("https" or "http")))
         {
             yield return new ValidationResult(
@@ -122,8 +129,8 @@ public sealed class AzureBlobImageOptions
     public string Container { get; set; } = "generated-images";
 
     /// <summary>
-    /// True: image URLs in results are short-lived read-only SAS URLs straight to the blob (a user-delegation SAS with
-    /// workload identity), so the bytes do not pass through the gateway. False: the gateway serves them.
+    /// True: image URLs in results are read-only SAS URLs straight to the blob, valid as long as a link ticket, so the bytes
+    /// do not pass through the gateway. Needs the account key (a connection string). False: the gateway serves them.
     /// </summary>
     public bool SasLinks { get; set; }
 }

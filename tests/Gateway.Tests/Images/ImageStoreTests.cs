@@ -20,6 +20,8 @@ public abstract class ImageStoreTests(RedisServer redis)
 
     protected static CancellationToken Ct => TestContext.Current.CancellationToken;
 
+    protected RedisServer Redis { get; } = redis;
+
     /// <summary>Settings naming a store of this backend that no other test uses (<c>Images:Store</c> and where).</summary>
     protected abstract Dictionary<string, string?> NewStore();
 
@@ -45,7 +47,7 @@ public abstract class ImageStoreTests(RedisServer redis)
     public async Task CompletedImages_ComeFromTheGatewayByteForByte_AfterFalHasDeletedItsCopy()
     {
         var store = NewStore();
-        await using var harness = await GatewayHarness.StartAsync(redis, settings: With(store, ("Images:FalExpiration", "00:00:02")));
+        await using var harness = await GatewayHarness.StartAsync(Redis, settings: With(store, ("Images:FalExpiration", "00:00:02")));
         var client = harness.Client();
         var id = await client.SubmitAsync(new { prompt = "a lighthouse", num_images = 2 });
         await client.WaitUntilDoneAsync(id);
@@ -112,7 +114,7 @@ public abstract class ImageStoreTests(RedisServer redis)
     public async Task SignedImageLink_OpensInAnImgOfAPageInChromium_AndFailsOnceExpiredOrTampered()
     {
         var store = NewStore();
-        await using var harness = await GatewayHarness.StartAsync(redis, settings: With(store, ("Gateway:LinkSigningKey", LinkKey)));
+        await using var harness = await GatewayHarness.StartAsync(Redis, settings: With(store, ("Gateway:LinkSigningKey", LinkKey)));
         var client = harness.Client();
         var id = await client.SubmitAsync(new { prompt = "framed", num_images = 2 });
         var other = await client.SubmitAsync(new { prompt = "another" });
@@ -175,7 +177,7 @@ public abstract class ImageStoreTests(RedisServer redis)
     /// tests/ImageBrowser: a page on its own loopback origin with one <c>&lt;img&gt;</c> per URL, in headless Chromium; for
     /// each image whether it loaded, its size and the status the browser got.
     /// </summary>
-    private static async Task<JsonNode> ImagesInChromiumAsync(Dictionary<string, string> urls)
+    internal static async Task<JsonNode> ImagesInChromiumAsync(Dictionary<string, string> urls)
     {
         const string Chromium = "/usr/bin/chromium";
         Assert.True(File.Exists(Chromium), $"{Chromium} is missing; install Debian's Chromium: apt-get install -y chromium");
@@ -193,7 +195,7 @@ public abstract class ImageStoreTests(RedisServer redis)
     public async Task AnotherClient_Gets404_AsForAnUnknownGenerationOrImage()
     {
         var store = NewStore();
-        await using var harness = await GatewayHarness.StartAsync(redis, settings: With(store));
+        await using var harness = await GatewayHarness.StartAsync(Redis, settings: With(store));
         var alpha = harness.Client();
         var id = await alpha.SubmitAsync(new { prompt = "mine" });
         await alpha.WaitUntilDoneAsync(id);
@@ -221,7 +223,7 @@ public abstract class ImageStoreTests(RedisServer redis)
     public async Task ThreeReplicas_CopyEachImageExactlyOnce()
     {
         var store = NewStore();
-        await using var harness = await GatewayHarness.StartAsync(redis, settings: With(store), replicas: 3);
+        await using var harness = await GatewayHarness.StartAsync(Redis, settings: With(store), replicas: 3);
         using var copies = new CounterWatch(harness.ReplicaServices, "images.copies", "outcome");
         var clients = Enumerable.Range(0, 3).Select(r => harness.Client(replica: r)).ToList();
         var ids = new List<string>();
@@ -253,7 +255,7 @@ public abstract class ImageStoreTests(RedisServer redis)
     public async Task CopyThatFailsOnce_IsRetried_AndThenStored()
     {
         var store = NewStore();
-        await using var harness = await GatewayHarness.StartAsync(redis, settings: With(store));
+        await using var harness = await GatewayHarness.StartAsync(Redis, settings: With(store));
         using var copies = new CounterWatch(harness.ReplicaServices, "images.copies", "outcome");
         harness.Fal.AddFault(new FaultRule { Operation = FalOperation.Download, Kind = "500", Count = 1 });
         var client = harness.Client();
@@ -275,7 +277,7 @@ public abstract class ImageStoreTests(RedisServer redis)
     public async Task CopyThatAlwaysFails_KeepsFalsUrls_AndIsCountedAndLogged()
     {
         var store = NewStore();
-        await using var harness = await GatewayHarness.StartAsync(redis, settings: With(store, ("Images:CopyAttempts", "3")));
+        await using var harness = await GatewayHarness.StartAsync(Redis, settings: With(store, ("Images:CopyAttempts", "3")));
         using var copies = new CounterWatch(harness.ReplicaServices, "images.copies", "outcome");
         harness.Fal.AddFault(new FaultRule { Operation = FalOperation.Download, Kind = "503", Count = -1 });
         var client = harness.Client();
@@ -300,7 +302,7 @@ public abstract class ImageStoreTests(RedisServer redis)
     public async Task StoredImages_ExpireWithTheirRecord()
     {
         var store = NewStore();
-        await using var harness = await GatewayHarness.StartAsync(redis, settings: With(store,
+        await using var harness = await GatewayHarness.StartAsync(Redis, settings: With(store,
             ("Gateway:ResultTtl", "00:01:00"), ("Images:SweepInterval", "00:00:01")));
         var client = harness.Client();
         var id = await client.SubmitAsync(new { prompt = "ephemeral" });
@@ -400,5 +402,36 @@ public sealed class AzureBlobImageStoreTests(RedisServer redis, AzuriteServer az
     {
         var container = new Azure.Storage.Blobs.BlobContainerClient(azurite.ConnectionString, store["Images:AzureBlob:Container"]);
         return (await container.GetBlobClient($"{id}/{index}").ExistsAsync(Ct)).Value;
+    }
+
+    [Fact]
+    public async Task SasLinks_LoadStraightFromBlobStorage_InAnImgOfAPage_AndATamperedOneFails()
+    {
+        var store = NewStore();
+        store["Images:AzureBlob:SasLinks"] = "true";
+        await using var harness = await GatewayHarness.StartAsync(Redis, settings: With(store));
+        var client = harness.Client();
+        var id = await client.SubmitAsync(new { prompt = "straight from storage" });
+        await client.WaitUntilDoneAsync(id);
+        var falBytes = harness.Fal.FileBytes(harness.Fal.FilesOf(id).Single());
+
+        var url = ImageUrls(await WaitForImageCopyAsync(client, id, "stored")).Single();
+        var query = System.Web.HttpUtility.ParseQueryString(new Uri(url).Query);
+        var signature = query["sig"]!;
+        var tampered = url.Replace(Uri.EscapeDataString(signature), Uri.EscapeDataString((signature[0] == 'A' ? "B" : "A") + signature[1..]), StringComparison.Ordinal);
+        using var anonymous = new HttpClient();
+        using var direct = await anonymous.GetAsync(url, Ct);
+        using var refused = await anonymous.GetAsync(tampered, Ct);
+        var page = await ImagesInChromiumAsync(new Dictionary<string, string> { ["signed"] = url, ["tampered"] = tampered });
+
+        Assert.StartsWith($"{azurite.BlobEndpoint}/{store["Images:AzureBlob:Container"]}/{id}/0?", url, StringComparison.Ordinal);
+        Assert.Equal("r", query["sp"]); // read only
+        Assert.True(DateTimeOffset.Parse(query["se"]!, System.Globalization.CultureInfo.InvariantCulture) <= DateTimeOffset.UtcNow + LinkTickets.Lifetime + TimeSpan.FromMinutes(1));
+        Assert.Equal(HttpStatusCode.OK, direct.StatusCode);
+        Assert.Equal(falBytes, await direct.Content.ReadAsByteArrayAsync(Ct));
+        Assert.Equal("image/png", direct.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.True(page["images"]!["signed"]!["loaded"]!.GetValue<bool>(), page.ToJsonString());
+        Assert.False(page["images"]!["tampered"]!["loaded"]!.GetValue<bool>(), page.ToJsonString());
     }
 }
