@@ -6,6 +6,7 @@ using FalEmulator;
 using Gateway.Links;
 using Gateway.Tests.Infrastructure;
 using Gateway.Tests.Unit;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Gateway.Tests.Images;
@@ -386,6 +387,31 @@ public sealed class FileSystemImageStoreTests(RedisServer redis) : ImageStoreTes
 
     protected override Task<bool> HoldsAsync(Dictionary<string, string?> store, string id, int index) =>
         Task.FromResult(File.Exists(Path.Combine(store["Images:Path"]!, id, index.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+
+    /// <summary>What <c>dotnet run</c> gives: no Redis (one replica, in memory) and a directory.</summary>
+    [Fact]
+    public async Task WithoutRedis_TheOneReplicaCopiesAndServes_AndFreesTheDataUri()
+    {
+        var store = NewStore();
+        await using var harness = await GatewayHarness.StartAsync(redis: null, e => e.ImageLongSide = 256, settings: With(store,
+            ("Gateway:InlineResultMaxBytes", "1024")));
+        var client = harness.Client();
+        var id = await client.SubmitAsync(new { prompt = "[[noise]] inline", sync_mode = true });
+        await client.WaitUntilDoneAsync(id);
+        using (var pending = await client.GetAsync($"/v1/generations/{id}/result", Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, pending.StatusCode);
+        }
+
+        var url = ImageUrls(await WaitForImageCopyAsync(client, id, "stored")).Single();
+        using var image = await client.GetAsync(url, Ct);
+        var stored = await harness.Services.GetRequiredService<Gateway.Generations.IGenerationStore>().GetResultAsync(id, Ct);
+
+        Assert.Equal(HttpStatusCode.OK, image.StatusCode);
+        Assert.True(await HoldsAsync(store, id, 0));
+        Assert.Equal("image/png", image.Content.Headers.ContentType?.MediaType);
+        Assert.Empty(stored!.Blobs[0]); // the data URI's bytes are let go once the copy is linked
+    }
 }
 
 /// <summary><see cref="ImageStoreTests"/> with <c>Images:Store=AzureBlob</c> against Azurite, each test in a container of its own.</summary>
