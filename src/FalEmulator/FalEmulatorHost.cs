@@ -71,7 +71,9 @@ public sealed class FalEmulatorHost : IAsyncDisposable
         }
 
         var scheduler = app.Services.GetRequiredService<JobScheduler>();
-        app.Services.GetRequiredService<FalEmulatorState>().Scheduler = scheduler;
+        var state = app.Services.GetRequiredService<FalEmulatorState>();
+        state.Scheduler = scheduler;
+        state.Files = app.Services.GetRequiredService<FileStore>();
         return new FalEmulatorHost(app, new Uri(bound.Uri.GetLeftPart(UriPartial.Authority) + "/"));
     }
 

@@ -65,7 +65,8 @@ public sealed class FalEmulatorOptions
     }
 }
 
-public enum FalOperation { Submit, Status, StatusStream, Result, Cancel, Upload, Webhook, Run }
+/// <summary>The calls a fault can hit; Download is a GET of a file on the CDN (/files/…), as the gateway copies results.</summary>
+public enum FalOperation { Submit, Status, StatusStream, Result, Cancel, Upload, Webhook, Run, Download }
 
 /// <summary>A fault injected by setting: fires on <see cref="Operation"/> <see cref="Count"/> times (-1 = forever).</summary>
 public sealed class FaultRule

@@ -11,6 +11,7 @@ public sealed class FalEmulatorState
     private readonly List<WebhookAttempt> _webhookAttempts = [];
     private readonly ConcurrentDictionary<string, int> _statusCalls = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int> _resultCalls = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int> _downloads = new(StringComparer.Ordinal);
     private readonly SigningKeys _signingKeys;
     private int _submitCount;
     private int _acceptedSubmitCount;
@@ -21,6 +22,7 @@ public sealed class FalEmulatorState
     private int _uploadPutCount;
     private int _runCount;
     private int _webhooksSent;
+    private int _downloadCount;
 
     internal FalEmulatorState(IEnumerable<FaultRule> faults, SigningKeys signingKeys)
     {
@@ -32,6 +34,8 @@ public sealed class FalEmulatorState
     }
 
     internal JobScheduler? Scheduler { get; set; }
+
+    internal FileStore? Files { get; set; }
 
     /// <summary>Every POST that reached a submit route, accepted or refused.</summary>
     public int SubmitCount => Volatile.Read(ref _submitCount);
@@ -56,6 +60,22 @@ public sealed class FalEmulatorState
 
     /// <summary>Webhook deliveries attempted: every POST, so duplicates and retries count each time.</summary>
     public int WebhooksSent => Volatile.Read(ref _webhooksSent);
+
+    /// <summary>GETs of files on the CDN (<c>/files/…</c>), answered or not (a fault, an expired file).</summary>
+    public int FileDownloadCount => Volatile.Read(ref _downloadCount);
+
+    /// <summary>GETs of one file, by its name (the part of its URL after <c>/files/</c>).</summary>
+    public int FileDownloadsOf(string name) => _downloads.GetValueOrDefault(name);
+
+    /// <summary>The names of the files a job made, in the order of its images (none with sync_mode), expired or not.</summary>
+    public IReadOnlyList<string> FilesOf(string requestId) => Scheduler?.Find(requestId)?.Files.ToList() ?? [];
+
+    /// <summary>A file's bytes as the CDN holds them now, without counting a download; null once it is gone or expired.</summary>
+    public byte[]? FileBytes(string name) =>
+        (Files ?? throw new InvalidOperationException("The emulator has not started.")).Get(name, DateTimeOffset.UtcNow)?.Bytes;
+
+    /// <summary>What a job's submit asked of fal's storage (object expiry, X-Fal-Store-IO); null for an unknown job.</summary>
+    public StoragePreferences? StorageOf(string requestId) => Scheduler?.Find(requestId)?.Storage;
 
     public int StatusCallsFor(string requestId) => _statusCalls.GetValueOrDefault(requestId);
 
@@ -130,6 +150,8 @@ public sealed class FalEmulatorState
 
         _statusCalls.Clear();
         _resultCalls.Clear();
+        _downloads.Clear();
+        Interlocked.Exchange(ref _downloadCount, 0);
         Interlocked.Exchange(ref _submitCount, 0);
         Interlocked.Exchange(ref _acceptedSubmitCount, 0);
         Interlocked.Exchange(ref _statusCallCount, 0);
@@ -203,6 +225,12 @@ public sealed class FalEmulatorState
         _resultCalls.AddOrUpdate(requestId, 1, (_, n) => n + 1);
     }
 
+    internal void CountDownload(string name)
+    {
+        Interlocked.Increment(ref _downloadCount);
+        _downloads.AddOrUpdate(name, 1, (_, n) => n + 1);
+    }
+
     internal void CountCancel() => Interlocked.Increment(ref _cancelCount);
 
     internal void CountUpload() => Interlocked.Increment(ref _uploadCount);
@@ -231,7 +259,7 @@ public sealed class FalEmulatorState
         }
 
         return new StatsResponse(SubmitCount, AcceptedSubmitCount, StatusCallCount, ResultCallCount, CancelCount,
-            UploadCount, RunCount, WebhooksSent, requests, faults);
+            UploadCount, RunCount, WebhooksSent, requests, faults, FileDownloadCount);
     }
 
     private static FaultRule Copy(FaultRule rule) =>

@@ -92,6 +92,9 @@ public sealed class HostingTests(RedisServer redis)
         { "Clients__alpha__PerUser__ImagesPerDay", "0", "Clients__alpha__PerUser__ImagesPerDay" },
         { "Clients__alpha__KeySha256s__1", "0123-not-hex", "Clients__alpha__KeySha256s__1" },
         { "Gateway__SecretsPath", "/nonexistent/gateway-secrets", "Gateway__SecretsPath" },
+        { "Images__Store", "Bucket", "Images__Store must be None, FileSystem or AzureBlob" },
+        { "Images__Store", "AzureBlob", "Images__AzureBlob__ConnectionString or Images__AzureBlob__ServiceUri" },
+        { "Images__FalExpiration", "00:00:00", "FalExpiration" },
     };
 
     /// <summary>
@@ -131,6 +134,20 @@ public sealed class HostingTests(RedisServer redis)
         Assert.True(exitCode == 1, $"exit code {exitCode}: {output}");
         Assert.Contains("Fal__UseEmulator=true is refused in the Production environment", output, StringComparison.Ordinal);
         Assert.DoesNotContain("fal stand-in running", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_WithAnInvalidImageContainerOrSasWithoutTheAccountKey_ExitsNamingTheSettings()
+    {
+        var environment = ValidEnvironment();
+        environment["Images__Store"] = "AzureBlob";
+        environment["Images__AzureBlob__ServiceUri"] = "https://account.blob.core.windows.net";
+        environment["Images__AzureBlob__Container"] = "Not_A_Container";
+        environment["Images__AzureBlob__SasLinks"] = "true";
+        var (exitCode, output) = await RunGatewayProcessAsync(environment);
+        Assert.True(exitCode == 1, $"exit code {exitCode}: {output}");
+        Assert.Contains("Images__AzureBlob__Container must be a container name", output, StringComparison.Ordinal);
+        Assert.Contains("Images__AzureBlob__SasLinks=true signs with the account key", output, StringComparison.Ordinal);
     }
 
     private static Dictionary<string, string> ValidEnvironment() => new()

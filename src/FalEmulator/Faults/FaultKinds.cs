@@ -102,6 +102,7 @@ internal sealed partial record PromptDirectives(IReadOnlyList<PromptFault> Fault
         "cancel" => [FalOperation.Cancel],
         "webhook" => [FalOperation.Webhook],
         "run" => [FalOperation.Run],
+        "download" => [FalOperation.Download],
         _ => [],
     };
 

@@ -82,7 +82,8 @@ internal sealed record StatsResponse(
     int RunCount,
     int WebhooksSent,
     int RequestCount,
-    int FaultRuleCount);
+    int FaultRuleCount,
+    int FileDownloadCount);
 
 internal sealed record ResetResponse(string Status);
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
 
 namespace FalEmulator;
 
@@ -13,6 +14,37 @@ internal sealed record GenerationInput(
     bool SyncMode,
     IReadOnlyList<string> ImageUrls,
     bool IsEdit);
+
+/// <summary>
+/// What a submit asked of fal's storage: <c>X-Fal-Object-Lifecycle-Preference</c> (<c>{"expiration_duration_seconds": N}</c>:
+/// the job's output files expire N seconds after they are made) and <c>X-Fal-Store-IO: 0</c> (keep no copy of the payloads).
+/// </summary>
+public sealed record StoragePreferences(TimeSpan? ObjectExpiration, bool StoreIO)
+{
+    public static readonly StoragePreferences Default = new(null, true);
+
+    public static StoragePreferences From(IHeaderDictionary headers)
+    {
+        TimeSpan? expiration = null;
+        if (headers["X-Fal-Object-Lifecycle-Preference"].FirstOrDefault() is { Length: > 0 } lifecycle)
+        {
+            try
+            {
+                if (JsonNode.Parse(lifecycle) is JsonObject preference
+                    && preference["expiration_duration_seconds"] is JsonValue value && value.TryGetValue<double>(out var seconds) && seconds > 0)
+                {
+                    expiration = TimeSpan.FromSeconds(seconds);
+                }
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                // unreadable: fal's default retention applies
+            }
+        }
+
+        return new StoragePreferences(expiration, headers["X-Fal-Store-IO"].FirstOrDefault()?.Trim() != "0");
+    }
+}
 
 /// <summary>What the model answered: the status code and JSON body the result call replays.</summary>
 internal sealed record JobOutcome(int StatusCode, byte[] Body, string? Error = null, string? ErrorType = null, string? TimeoutType = null)
@@ -29,7 +61,8 @@ internal sealed class Job(
     PromptDirectives directives,
     string? webhookUrl,
     TimeSpan runTime,
-    DateTimeOffset submittedAt)
+    DateTimeOffset submittedAt,
+    StoragePreferences? storage = null)
 {
     private readonly Lock _gate = new();
     private readonly List<LogEntry> _logs = [];
@@ -52,6 +85,11 @@ internal sealed class Job(
     public PromptDirectives Directives { get; } = directives;
 
     public string? WebhookUrl { get; } = webhookUrl;
+
+    public StoragePreferences Storage { get; } = storage ?? StoragePreferences.Default;
+
+    /// <summary>The names of the files its output put on the CDN, in the order of its images (none with sync_mode).</summary>
+    public List<string> Files { get; } = [];
 
     public TimeSpan RunTime { get; } = runTime;
 

@@ -48,10 +48,10 @@ internal sealed partial class JobScheduler(
     public Job? Find(string id) => _jobs.GetValueOrDefault(id);
 
     public Job Submit(string endpoint, string app, string root, GenerationInput input, PromptDirectives directives, string? webhookUrl,
-        TimeSpan? startTimeout = null)
+        TimeSpan? startTimeout = null, StoragePreferences? storage = null)
     {
         var job = new Job(Guid.NewGuid().ToString(), endpoint, app, root, input, directives, webhookUrl,
-            directives.RunTime ?? options.RunTime, time.GetUtcNow());
+            directives.RunTime ?? options.RunTime, time.GetUtcNow(), storage);
         _jobs[job.Id] = job;
         lock (_gate)
         {
@@ -280,6 +280,7 @@ internal sealed partial class JobScheduler(
         var (width, height) = ImageGenerator.Dimensions(input.AspectRatio, options.ImageLongSide, autoSize);
 
         var images = new List<ImageFile>(input.NumImages);
+        var expiresAt = time.GetUtcNow() + job.Storage.ObjectExpiration;
         for (var i = 0; i < input.NumImages; i++)
         {
             ct.ThrowIfCancellationRequested();
@@ -292,7 +293,8 @@ internal sealed partial class JobScheduler(
             }
             else
             {
-                files.Put(name, image.Bytes, image.ContentType);
+                files.Put(name, new StoredFile(image.Bytes, image.ContentType, job.Id, expiresAt));
+                job.Files.Add(name);
                 url = $"{job.Root}/files/{name}";
             }
 
@@ -362,7 +364,7 @@ internal sealed class ImageSource(FileStore files) : IDisposable
         // Our own CDN is read directly, so the edit works whichever host name the file URL carries.
         const string filesPrefix = "/files/";
         if (uri.AbsolutePath.StartsWith(filesPrefix, StringComparison.Ordinal)
-            && files.Get(Uri.UnescapeDataString(uri.AbsolutePath[filesPrefix.Length..])) is { } stored)
+            && files.Get(Uri.UnescapeDataString(uri.AbsolutePath[filesPrefix.Length..]), DateTimeOffset.UtcNow) is { } stored)
         {
             return stored.Bytes;
         }

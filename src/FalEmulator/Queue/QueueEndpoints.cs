@@ -54,7 +54,8 @@ internal static class QueueEndpoints
 
         var app = string.Join('/', endpoint.Split('/').Take(2));
         var webhook = context.Request.Query["fal_webhook"].ToString();
-        var job = s.Scheduler.Submit(endpoint, app, Root(context), input, directives, webhook.Length > 0 ? webhook : null, StartTimeout(context));
+        var job = s.Scheduler.Submit(endpoint, app, Root(context), input, directives, webhook.Length > 0 ? webhook : null, StartTimeout(context),
+            StoragePreferences.From(context.Request.Headers));
         s.State.CountAcceptedSubmit();
 
         if (dropAfterAccept)
@@ -201,7 +202,8 @@ internal static class QueueEndpoints
         }
 
         var app = string.Join('/', endpoint.Split('/').Take(2));
-        var job = s.Scheduler.Submit(endpoint, app, Root(context), input, directives, webhookUrl: null, StartTimeout(context));
+        var job = s.Scheduler.Submit(endpoint, app, Root(context), input, directives, webhookUrl: null, StartTimeout(context),
+            StoragePreferences.From(context.Request.Headers));
         await job.Completed.Task.WaitAsync(context.RequestAborted);
         return Outcome(context, job, job.Outcome!);
     }

@@ -2,7 +2,8 @@ using System.Collections.Concurrent;
 
 namespace FalEmulator;
 
-internal sealed record StoredFile(byte[] Bytes, string ContentType);
+/// <summary>A file on the stand-in's CDN; <see cref="RequestId"/> is the job that made it, <see cref="ExpiresAt"/> when it goes.</summary>
+internal sealed record StoredFile(byte[] Bytes, string ContentType, string? RequestId = null, DateTimeOffset? ExpiresAt = null);
 
 /// <summary>The stand-in's CDN: generated images and uploads, served at /files/{name}.</summary>
 internal sealed class FileStore
@@ -12,7 +13,24 @@ internal sealed class FileStore
 
     public void Put(string name, byte[] bytes, string contentType) => _files[name] = new StoredFile(bytes, contentType);
 
-    public StoredFile? Get(string name) => _files.GetValueOrDefault(name);
+    public void Put(string name, StoredFile file) => _files[name] = file;
+
+    /// <summary>The file, or null when there is none or it has expired (an expired file is deleted, as fal's CDN deletes it).</summary>
+    public StoredFile? Get(string name, DateTimeOffset now)
+    {
+        if (!_files.TryGetValue(name, out var file))
+        {
+            return null;
+        }
+
+        if (file.ExpiresAt <= now)
+        {
+            _files.TryRemove(name, out _);
+            return null;
+        }
+
+        return file;
+    }
 
     public string Initiate(string fileName, string contentType)
     {

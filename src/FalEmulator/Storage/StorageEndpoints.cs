@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 
 namespace FalEmulator;
@@ -142,10 +141,22 @@ internal static class StorageEndpoints
             new MultipartCompleteResponse($"{QueueEndpoints.Root(context)}/files/{upload.FileName}"), EmulatorJson.Default.MultipartCompleteResponse);
     }
 
-    private static Results<FileContentHttpResult, NotFound> GetFile(string name, EmulatorServices s) =>
-        s.Files.Get(name) is { } file
-            ? TypedResults.Bytes(file.Bytes, file.ContentType)
-            : TypedResults.NotFound();
+    /// <summary>
+    /// The CDN: no key, every GET counted. A file past the expiry its job asked for (X-Fal-Object-Lifecycle-Preference)
+    /// is gone (404); a "download" fault (a setting's rule, or the job's prompt) answers as fal's infrastructure would.
+    /// </summary>
+    private static async Task<IResult> GetFile(HttpContext context, string name, EmulatorServices s)
+    {
+        s.State.CountDownload(name);
+        var file = s.Files.Get(name, s.Time.GetUtcNow());
+        var job = file?.RequestId is { } requestId ? s.Scheduler.Find(requestId) : null;
+        if (await s.Faults.Apply(context, s.Faults.Take(FalOperation.Download, file?.RequestId, job?.Directives), null) is { } faulted)
+        {
+            return faulted;
+        }
+
+        return file is null ? TypedResults.NotFound() : TypedResults.Bytes(file.Bytes, file.ContentType);
+    }
 
     private static async Task<byte[]> ReadAll(HttpContext context)
     {

@@ -98,6 +98,11 @@ internal sealed partial class GenerationCompleter(
     /// <summary>Stores a terminal outcome; the one writer that ends the generation tells the listeners.</summary>
     private async Task<GenerationRecord> EndAsync(GenerationRecord terminal, StoredResult? result, CancellationToken cancellationToken)
     {
+        foreach (var listener in listeners)
+        {
+            terminal = await listener.OnEndingAsync(terminal, cancellationToken);
+        }
+
         if (!await store.CompleteAsync(terminal, result, cancellationToken))
         {
             return await store.GetAsync(terminal.Id, cancellationToken) ?? terminal;

@@ -147,6 +147,11 @@ internal sealed record FalImageInput(
 /// <param name="CompletedAt">When the job ended.</param>
 /// <param name="Error">The failure, as a problem, when FAILED.</param>
 /// <param name="Links">Where to follow the job.</param>
+/// <param name="ImageCopy">
+/// With an image store, once COMPLETED: <c>pending</c> (the images are being copied; the result shows fal's URLs for now),
+/// <c>stored</c> (the result shows the gateway's links) or <c>failed</c> (the result keeps fal's URLs, which expire).
+/// Absent without an image store.
+/// </param>
 /// <param name="Result">The images, present only when COMPLETED.</param>
 /// <param name="User">The signed-in user who submitted the job (from the access token); absent when a client key submitted it.</param>
 public sealed record GenerationResponse(
@@ -158,6 +163,7 @@ public sealed record GenerationResponse(
     DateTimeOffset? CompletedAt,
     GenerationError? Error,
     GenerationLinks Links,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ImageCopy = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ImageResult? Result = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? User = null);
 
@@ -192,6 +198,9 @@ public sealed record GenerationLinks(string Self, string Status, string Result, 
 {
     /// <summary>The link-ticket resource of the event stream.</summary>
     internal const string EventsResource = "events";
+
+    /// <summary>The link-ticket resource of the images in the gateway's image store: one ticket opens every image of a generation.</summary>
+    internal const string ImagesResource = "images";
 
     /// <summary>The plain routes, which need the caller's key or token.</summary>
     internal static GenerationLinks For(string id)

@@ -106,7 +106,7 @@ internal static class GenerationEndpoints
             var snapshot = await service.WaitForEndAsync(record, wait, httpContext.RequestAborted);
             if (snapshot.Record.IsTerminal)
             {
-                return await FinishedAsync(snapshot, service, mapper, links.Self, httpContext.RequestAborted);
+                return await FinishedAsync(snapshot, service, mapper, httpContext.Request, links.Self, httpContext.RequestAborted);
             }
 
             return TypedResults.Accepted(links.Self, mapper.ToResponse(snapshot.Record, snapshot.Live));
@@ -116,11 +116,11 @@ internal static class GenerationEndpoints
     }
 
     private static async Task<GenerationJson> FinishedAsync(
-        GenerationSnapshot snapshot, GenerationService service, GenerationMapper mapper, string? location, CancellationToken cancellationToken)
+        GenerationSnapshot snapshot, GenerationService service, GenerationMapper mapper, HttpRequest request, string? location, CancellationToken cancellationToken)
     {
         var id = snapshot.Record.Id;
         var result = snapshot.Record.Status == GenerationStatus.Completed ? await service.GetResultAsync(id, cancellationToken) : null;
-        return new GenerationJson(mapper.ToResponse(snapshot.Record, snapshot.Live), result, (i, ct) => service.GetBlobAsync(id, i, ct), location);
+        return new GenerationJson(mapper.ToResponse(snapshot.Record, snapshot.Live), result, service.PartsOf(snapshot.Record, request), location);
     }
 
     public static async Task<Results<Ok<GenerationPage>, ValidationProblem>> ListGenerations(
@@ -171,7 +171,7 @@ internal static class GenerationEndpoints
             snapshot = await service.ObserveAsync(record, logs: false, cancellationToken);
         }
 
-        return await FinishedAsync(snapshot, service, mapper, null, cancellationToken);
+        return await FinishedAsync(snapshot, service, mapper, httpContext.Request, null, cancellationToken);
     }
 
     public static async Task<Results<GenerationEventStream.Result, ProblemHttpResult>> GetGenerationEvents(
@@ -219,7 +219,7 @@ internal static class GenerationEndpoints
                 var result = await service.GetResultAsync(id, cancellationToken);
                 return result is null
                     ? GenerationProblems.ResultExpired(id)
-                    : new ResultJson(result, (i, ct) => service.GetBlobAsync(id, i, ct));
+                    : new ResultJson(result, service.PartsOf(snapshot.Record, response.HttpContext.Request));
             case GenerationStatus.Failed:
                 return GenerationProblems.FromGenerationError(snapshot.Record.Error!);
             default:

@@ -125,7 +125,7 @@ internal sealed class GenerationEventStream(
         var body = JsonSerializer.SerializeToUtf8Bytes(mapper.ToResponse(terminal, null), GenerationJsonContext.Default.GenerationResponse);
         await using (var data = new SingleLineStream(response.Body))
         {
-            await GenerationJson.WriteAsync(data, body, result, (i, ct) => service.GetBlobAsync(terminal.Id, i, ct), token);
+            await GenerationJson.WriteAsync(data, body, result, service.PartsOf(terminal, response.HttpContext.Request), token);
         }
 
         await Write(response, "\n\n", token);

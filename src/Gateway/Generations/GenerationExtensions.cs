@@ -17,6 +17,7 @@ internal static class GenerationExtensions
         builder.Services.AddScoped<GenerationCompleter>();
         builder.Services.AddScoped<GenerationService>();
         builder.Services.AddScoped<GenerationEventStream>();
+        builder.Services.AddSingleton<IImageLinks, GatewayImageLinks>();
 
         // Listeners are told in this order: the slot is free before any waiter hears of the end.
         builder.Services.AddSingleton<IGenerationListener, LimitsGenerationListener>();

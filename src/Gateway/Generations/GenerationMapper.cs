@@ -15,6 +15,7 @@ internal sealed class GenerationMapper(LinkTickets tickets)
         record.CompletedAt,
         record.Error,
         LinksFor(record),
+        ImageCopy: record.Status == GenerationStatus.Completed ? record.ImageCopy : null,
         User: record.User);
 
     public StatusResponse ToStatus(GenerationSnapshot snapshot, bool logs)

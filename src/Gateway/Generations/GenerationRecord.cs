@@ -24,5 +24,36 @@ internal sealed record GenerationRecord
     public int NumImages { get; init; } = 1;
     public GenerationError? Error { get; init; }
 
+    /// <summary>
+    /// Whether the result's images were copied to the gateway's image store (<see cref="ImageCopyState"/>); null when no
+    /// store was configured as the generation completed, so its images stay where fal put them.
+    /// </summary>
+    public string? ImageCopy { get; init; }
+
+    /// <summary>The copies, one per image of the result in its order, once <see cref="ImageCopy"/> is stored.</summary>
+    public IReadOnlyList<StoredImage>? StoredImages { get; init; }
+
+    /// <summary>Copy attempts that failed so far (each retried until the configured number of attempts).</summary>
+    public int ImageCopyAttempts { get; init; }
+
     public bool IsTerminal => GenerationStatus.IsTerminal(Status);
 }
+
+/// <summary>Where a completed generation's images are served from: <c>image_copy</c> in the Generation.</summary>
+public static class ImageCopyState
+{
+    /// <summary>Being copied: the result still shows fal's URLs, which become the gateway's once copied.</summary>
+    public const string Pending = "pending";
+
+    /// <summary>In the gateway's image store: the result shows the gateway's URLs.</summary>
+    public const string Stored = "stored";
+
+    /// <summary>Every attempt failed: the result keeps fal's URLs (which expire).</summary>
+    public const string Failed = "failed";
+}
+
+/// <summary>One image in the gateway's image store: what was checked while copying it, and its ETag.</summary>
+/// <param name="ContentType">The type its bytes were found to be (and the result declared).</param>
+/// <param name="Length">Its size in bytes.</param>
+/// <param name="Sha256">The lowercase hex SHA-256 of its bytes: its ETag.</param>
+internal sealed record StoredImage(string ContentType, long Length, string Sha256);

@@ -10,8 +10,7 @@ namespace Gateway.Generations;
 /// Writes a Generation whose result is spliced in from the store as fal sent it (streaming large
 /// data-URI images piece by piece) instead of being re-serialised through .NET strings.
 /// </summary>
-internal sealed class GenerationJson(
-    GenerationResponse body, StoredResult? result, Func<int, CancellationToken, Task<byte[]?>> loadBlob, string? location = null)
+internal sealed class GenerationJson(GenerationResponse body, StoredResult? result, ResultParts parts, string? location = null)
     : IResult, IStatusCodeHttpResult, IEndpointMetadataProvider
 {
     public int? StatusCode => StatusCodes.Status200OK;
@@ -27,12 +26,11 @@ internal sealed class GenerationJson(
         }
 
         var json = JsonSerializer.SerializeToUtf8Bytes(body, GenerationJsonContext.Default.GenerationResponse);
-        await WriteAsync(response.Body, json, result, loadBlob, httpContext.RequestAborted);
+        await WriteAsync(response.Body, json, result, parts, httpContext.RequestAborted);
     }
 
     /// <summary>The serialised Generation without its closing brace, then <c>"result":</c> and the stored result, then the brace.</summary>
-    internal static async Task WriteAsync(
-        Stream output, byte[] json, StoredResult? result, Func<int, CancellationToken, Task<byte[]?>> loadBlob, CancellationToken cancellationToken)
+    internal static async Task WriteAsync(Stream output, byte[] json, StoredResult? result, ResultParts parts, CancellationToken cancellationToken)
     {
         if (result is null)
         {
@@ -42,7 +40,7 @@ internal sealed class GenerationJson(
 
         await output.WriteAsync(json.AsMemory(0, json.Length - 1), cancellationToken);
         await output.WriteAsync(",\"result\":"u8.ToArray(), cancellationToken);
-        await result.WriteToAsync(output, loadBlob, cancellationToken);
+        await result.WriteToAsync(output, parts.LoadBlob, cancellationToken, parts.ImageUrl);
         await output.WriteAsync("}"u8.ToArray(), cancellationToken);
     }
 
@@ -51,7 +49,7 @@ internal sealed class GenerationJson(
 }
 
 /// <summary>The model's output (<c>{images, description}</c>) as stored, streamed to the client.</summary>
-internal sealed class ResultJson(StoredResult result, Func<int, CancellationToken, Task<byte[]?>> loadBlob)
+internal sealed class ResultJson(StoredResult result, ResultParts parts)
     : IResult, IStatusCodeHttpResult, IEndpointMetadataProvider
 {
     public int? StatusCode => StatusCodes.Status200OK;
@@ -60,7 +58,7 @@ internal sealed class ResultJson(StoredResult result, Func<int, CancellationToke
     {
         httpContext.Response.StatusCode = StatusCodes.Status200OK;
         httpContext.Response.ContentType = "application/json; charset=utf-8";
-        await result.WriteToAsync(httpContext.Response.Body, loadBlob, httpContext.RequestAborted);
+        await result.WriteToAsync(httpContext.Response.Body, parts.LoadBlob, httpContext.RequestAborted, parts.ImageUrl);
     }
 
     public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder) =>

@@ -18,6 +18,7 @@ internal sealed class GenerationService(
     GatewayMetrics metrics,
     IHostApplicationLifetime lifetime,
     IOptions<GenerationOptions> generationOptions,
+    IImageLinks imageLinks,
     TimeProvider time)
 {
     /// <summary>The caller's generation, or null when it does not exist or belongs to another client, or another user of the client.</summary>
@@ -84,6 +85,10 @@ internal sealed class GenerationService(
 
     public Task<byte[]?> GetBlobAsync(string id, int index, CancellationToken cancellationToken) =>
         store.GetBlobAsync(id, index, cancellationToken);
+
+    /// <summary>What writing the stored result of <paramref name="record"/> for <paramref name="request"/>'s caller needs.</summary>
+    public ResultParts PartsOf(GenerationRecord record, HttpRequest request) =>
+        new((i, ct) => store.GetBlobAsync(record.Id, i, ct), imageLinks.For(request, record));
 
     public async Task<FalCancelOutcome> CancelAsync(GenerationRecord record, CancellationToken cancellationToken) =>
         record.IsTerminal ? FalCancelOutcome.AlreadyCompleted : await fal.CancelAsync(record.CancelUrl, cancellationToken);

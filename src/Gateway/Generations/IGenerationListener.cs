@@ -10,5 +10,11 @@ internal interface IGenerationListener
 {
     Task OnSubmittedAsync(GenerationRecord record, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Before a terminal record is stored (on the replica about to store it, which may still lose to another): a listener
+    /// may add to the record what it will do about the end (e.g. "images pending copy") and make that work durable first.
+    /// </summary>
+    ValueTask<GenerationRecord> OnEndingAsync(GenerationRecord terminal, CancellationToken cancellationToken) => ValueTask.FromResult(terminal);
+
     Task OnEndedAsync(GenerationRecord record, CancellationToken cancellationToken);
 }

@@ -17,6 +17,17 @@ internal interface IGenerationStore
 
     Task<byte[]?> GetBlobAsync(string id, int index, CancellationToken cancellationToken);
 
+    /// <summary>A blob read piece by piece (a sync_mode image can be tens of MB); null when it is not there.</summary>
+    Task<Stream?> OpenBlobAsync(string id, int index, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Changes an ended generation's record (and, when given, its result, dropping the blobs it no longer names), keeping their
+    /// expiry: <paramref name="change"/> sees the record as stored and returns null to leave it. False when the record is gone
+    /// or <paramref name="change"/> declined; a write that raced another is retried with the record as it then is.
+    /// </summary>
+    Task<bool> UpdateEndedAsync(
+        string id, Func<GenerationRecord, GenerationRecord?> change, StoredResult? result, IReadOnlyCollection<int> dropBlobs, CancellationToken cancellationToken);
+
     /// <summary>A short exclusive lease (e.g. "fetch the result of X"), so only one replica does a piece of work.</summary>
     Task<bool> TryAcquireLeaseAsync(string purpose, string id, string owner, TimeSpan ttl);
 

@@ -46,6 +46,32 @@ internal sealed class InMemoryGenerationStore(IOptions<GenerationOptions> option
     public Task<byte[]?> GetBlobAsync(string id, int index, CancellationToken cancellationToken) =>
         Task.FromResult(Live(id)?.Result?.Blobs is { } blobs && index < blobs.Count ? blobs[index] : null);
 
+    public Task<Stream?> OpenBlobAsync(string id, int index, CancellationToken cancellationToken) =>
+        Task.FromResult<Stream?>(Live(id)?.Result?.Blobs is { } blobs && index < blobs.Count && blobs[index].Length > 0
+            ? new MemoryStream(blobs[index], writable: false)
+            : null);
+
+    public Task<bool> UpdateEndedAsync(
+        string id, Func<GenerationRecord, GenerationRecord?> change, StoredResult? result, IReadOnlyCollection<int> dropBlobs, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (Live(id) is not { Record.IsTerminal: true } entry || change(entry.Record) is not { } changed)
+            {
+                return Task.FromResult(false);
+            }
+
+            if (result is not null)
+            {
+                // Indexes stay as they are (placeholders name them); a dropped blob's bytes are let go.
+                result = result with { Blobs = [.. result.Blobs.Select((blob, i) => dropBlobs.Contains(i) ? [] : blob)] };
+            }
+
+            _entries[id] = entry with { Record = changed, Result = result ?? entry.Result };
+            return Task.FromResult(true);
+        }
+    }
+
     public Task<bool> TryAcquireLeaseAsync(string purpose, string id, string owner, TimeSpan ttl)
     {
         var key = purpose + ":" + id;

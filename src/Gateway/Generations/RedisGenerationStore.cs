@@ -51,10 +51,7 @@ internal sealed class RedisGenerationStore(RedisConnection redis, IOptions<Gener
             };
             if (result is not null)
             {
-                var document = new byte[result.Document.Length + 1];
-                document[0] = result.HasBlobs ? SkeletonFormat : InlineFormat;
-                result.Document.CopyTo(document, 1);
-                writes.Add(transaction.StringSetAsync(RedisKeys.Result(terminal.Id), document, Ttl));
+                writes.Add(transaction.StringSetAsync(RedisKeys.Result(terminal.Id), Framed(result), Ttl));
                 for (var i = 0; i < result.Blobs.Count; i++)
                 {
                     writes.Add(transaction.StringSetAsync(RedisKeys.Blob(terminal.Id, i), result.Blobs[i], Ttl));
@@ -87,6 +84,49 @@ internal sealed class RedisGenerationStore(RedisConnection redis, IOptions<Gener
         return value.IsNull ? null : (byte[])value!;
     }
 
+    public async Task<Stream?> OpenBlobAsync(string id, int index, CancellationToken cancellationToken)
+    {
+        var key = RedisKeys.Blob(id, index);
+        var length = await Db.StringLengthAsync(key);
+        return length == 0 ? null : new RedisRangeStream(Db, key, length);
+    }
+
+    public async Task<bool> UpdateEndedAsync(
+        string id, Func<GenerationRecord, GenerationRecord?> change, StoredResult? result, IReadOnlyCollection<int> dropBlobs, CancellationToken cancellationToken)
+    {
+        var key = RedisKeys.Generation(id);
+        while (true)
+        {
+            var current = await Db.StringGetAsync(key);
+            if (current.IsNull
+                || JsonSerializer.Deserialize((byte[])current!, GenerationStoreJsonContext.Default.GenerationRecord) is not { IsTerminal: true } record
+                || change(record) is not { } changed)
+            {
+                return false;
+            }
+
+            // Same slot ({id}), one transaction: the record never names images its result does not link, nor the reverse.
+            var transaction = Db.CreateTransaction();
+            transaction.AddCondition(Condition.StringEqual(key, current));
+            var writes = new List<Task>
+            {
+                transaction.StringSetAsync(key, JsonSerializer.SerializeToUtf8Bytes(changed, GenerationStoreJsonContext.Default.GenerationRecord), null, keepTtl: true),
+            };
+            if (result is not null)
+            {
+                transaction.AddCondition(Condition.KeyExists(RedisKeys.Result(id)));
+                writes.Add(transaction.StringSetAsync(RedisKeys.Result(id), Framed(result), null, keepTtl: true));
+                writes.AddRange(dropBlobs.Select(i => transaction.KeyDeleteAsync(RedisKeys.Blob(id, i))));
+            }
+
+            if (await transaction.ExecuteAsync())
+            {
+                await Task.WhenAll(writes);
+                return true;
+            }
+        }
+    }
+
     public Task<bool> TryAcquireLeaseAsync(string purpose, string id, string owner, TimeSpan ttl) =>
         Db.StringSetAsync(RedisKeys.Lease(purpose, id), owner, ttl, When.NotExists);
 
@@ -109,6 +149,68 @@ internal sealed class RedisGenerationStore(RedisConnection redis, IOptions<Gener
     public async Task<DateTimeOffset?> GetPendingDueAsync(string id) =>
         await Db.SortedSetScoreAsync(RedisKeys.Pending, id) is { } score ? DateTimeOffset.FromUnixTimeMilliseconds((long)score) : null;
 
+    /// <summary>The stored form of a result: one byte that says whether it is fal's JSON or a skeleton, then the document.</summary>
+    private static byte[] Framed(StoredResult result)
+    {
+        var document = new byte[result.Document.Length + 1];
+        document[0] = result.HasBlobs ? SkeletonFormat : InlineFormat;
+        result.Document.CopyTo(document, 1);
+        return document;
+    }
+
     /// <summary>The connection's cached state: no round trip, so a probe or a submit never waits on Redis.</summary>
     public Task<bool> IsHealthyAsync(CancellationToken cancellationToken) => Task.FromResult(redis.IsAvailable);
+}
+
+/// <summary>A Redis string read in ranges (GETRANGE), so a blob of tens of MB streams through a small buffer.</summary>
+internal sealed class RedisRangeStream(IDatabase db, RedisKey key, long length) : Stream
+{
+    private const int ChunkBytes = 64 * 1024; // under the large-object heap's threshold
+
+    private long _position;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => length;
+
+    public override long Position { get => _position; set => throw new NotSupportedException(); }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_position >= length || buffer.Length == 0)
+        {
+            return 0;
+        }
+
+        var count = (int)Math.Min(Math.Min(buffer.Length, ChunkBytes), length - _position);
+        cancellationToken.ThrowIfCancellationRequested();
+        var chunk = (byte[]?)await db.StringGetRangeAsync(key, _position, _position + count - 1);
+        if (chunk is null || chunk.Length == 0)
+        {
+            throw new IOException("The blob changed or expired while it was being read.");
+        }
+
+        chunk.CopyTo(buffer);
+        _position += chunk.Length;
+        return chunk.Length;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count).GetAwaiter().GetResult();
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

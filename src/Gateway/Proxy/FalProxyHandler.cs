@@ -19,6 +19,7 @@ internal sealed partial class FalProxyHandler(
     ClientLimiter limiter,
     IOptions<FalOptions> falOptions,
     IOptions<FalProxyOptions> proxyOptions,
+    IOptions<FalSubmitHeaders> submitHeaders,
     ILogger<FalProxyHandler> logger)
 {
     private readonly FalOptions _fal = falOptions.Value;
@@ -115,7 +116,7 @@ internal sealed partial class FalProxyHandler(
         }
 
         context.Response.Headers["x-fal-request-id"] = requestId;
-        await new ResultJson(stored, (i, ct) => generations.GetBlobAsync(requestId, i, ct)).ExecuteAsync(context);
+        await new ResultJson(stored, generations.PartsOf(snapshot.Record, context.Request)).ExecuteAsync(context);
         return true;
     }
 
@@ -124,7 +125,10 @@ internal sealed partial class FalProxyHandler(
         var webhook = target.Operation == FalProxyOperation.Submit && submitter.WebhookUrl is { } url
             ? new[] { KeyValuePair.Create("fal_webhook", url) }
             : null;
-        var transformer = new FalProxyTransformer(target, target.Destination(_fal, webhook), _fal.EffectiveKey!, context.User.Owner(), submitted, submitter, logger);
+        // Queue submits carry the gateway's storage preferences, whatever the caller sent; a synchronous run is not
+        // recorded, so nothing would copy its images: fal keeps them as the account says.
+        var headers = target.Operation == FalProxyOperation.Submit ? submitHeaders.Value.Headers : null;
+        var transformer = new FalProxyTransformer(target, target.Destination(_fal, webhook), _fal.EffectiveKey!, context.User.Owner(), submitted, submitter, logger, headers);
         var error = await forwarder.SendAsync(
             context, target.BaseUrl(_fal), invoker.Invoker, new ForwarderRequestConfig { ActivityTimeout = _proxy.ActivityTimeout }, transformer);
         if (error != ForwarderError.None)

@@ -20,7 +20,8 @@ internal sealed partial class FalProxyTransformer(
     Owner owner,
     ImageRequest? submitted,
     GenerationSubmitter submitter,
-    ILogger logger) : HttpTransformer
+    ILogger logger,
+    IReadOnlyDictionary<string, string>? submitHeaders = null) : HttpTransformer
 {
     public const string ClientProxyName = "mai-image-gateway";
 
@@ -57,6 +58,12 @@ internal sealed partial class FalProxyTransformer(
         if (proxyRequest.Headers.Accept.Count == 0)
         {
             proxyRequest.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        }
+
+        foreach (var (name, value) in submitHeaders ?? new Dictionary<string, string>())
+        {
+            proxyRequest.Headers.Remove(name);
+            proxyRequest.Headers.TryAddWithoutValidation(name, value);
         }
 
         proxyRequest.Headers.Authorization = new AuthenticationHeaderValue("Key", falKey);

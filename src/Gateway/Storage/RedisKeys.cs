@@ -5,7 +5,7 @@ namespace Gateway.Storage;
 /// <summary>
 /// Every Redis key the gateway uses, composed here and nowhere else. The generation id is a hash tag
 /// (<c>{id}</c>) so a generation's keys share one slot and can change in one transaction on Redis Cluster.
-/// TTLs: record, result and images live for <c>Gateway:ResultTtl</c>; leases for seconds.
+/// TTLs: record, result and images live for <c>Gateway:ResultTtl</c> (so do copies in the image store); leases for seconds.
 /// A client's limit, idempotency and history keys carry the client name as their hash tag (<c>{client}</c>),
 /// so one Lua script can check and change all of a client's counters atomically on Redis Cluster too.
 /// </summary>
@@ -23,6 +23,9 @@ internal static class RedisKeys
 
     /// <summary>Unfinished generations by when to look at them next. No TTL: members leave when their generation ends or expires.</summary>
     public static RedisKey Pending => $"{Prefix}pending";
+
+    /// <summary>Completed generations whose images are to be copied to the image store, by when to try next. No TTL: members leave when copied, given up or expired.</summary>
+    public static RedisKey ImageCopies => $"{Prefix}images:copies";
 
     /// <summary>Pub/sub: a generation id is published here when it ends, to every replica.</summary>
     public static RedisChannel Ended => RedisChannel.Literal($"{Prefix}ended");

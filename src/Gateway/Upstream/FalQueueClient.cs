@@ -12,9 +12,11 @@ namespace Gateway.Upstream;
 /// The one typed client for fal's queue API. Reads go through the standard resilience handler (retried
 /// with backoff); a submit is never retried once it may have reached fal, because fal would bill it twice.
 /// </summary>
-internal sealed class FalQueueClient(HttpClient http, IOptions<FalOptions> options, GatewayMetrics metrics, TimeProvider time, ILogger<FalQueueClient> logger)
+internal sealed class FalQueueClient(
+    HttpClient http, IOptions<FalOptions> options, IOptions<FalSubmitHeaders> submitHeaders, Hosting.GatewayMetrics metrics, TimeProvider time, ILogger<FalQueueClient> logger)
 {
     private readonly FalOptions _options = options.Value;
+    private readonly FalSubmitHeaders _submitHeaders = submitHeaders.Value;
 
     public async Task<FalSubmitResponse> SubmitAsync(
         string endpointId, byte[] inputJson, string? webhookUrl, CancellationToken cancellationToken)
@@ -26,6 +28,11 @@ internal sealed class FalQueueClient(HttpClient http, IOptions<FalOptions> optio
         }
 
         using var request = NewRequest(HttpMethod.Post, url);
+        foreach (var (name, value) in _submitHeaders.Headers)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
         request.Content = new ByteArrayContent(inputJson);
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         using var response = await SendAsync(request, "submit", cancellationToken);

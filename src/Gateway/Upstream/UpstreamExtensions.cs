@@ -22,6 +22,7 @@ internal static class UpstreamExtensions
                 }
             });
         builder.Services.AddSingleton<IProblemMapper, FalProblemMapper>();
+        builder.Services.AddOptions<FalSubmitHeaders>();
 
         builder.Services.AddHttpClient<FalQueueClient>()
             .AddStandardResilienceHandler()

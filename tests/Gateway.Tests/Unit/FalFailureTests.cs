@@ -37,7 +37,7 @@ public sealed class FalFailureTests
 
     private static FalQueueClient Client(HttpStatusCode status, string? body, Action<HttpResponseMessage>? headers = null) =>
         new(new HttpClient(new CannedFal(status, body, headers)), Options.Create(new FalOptions { Key = "fal-key-id:fal-key-secret" }),
-            new GatewayMetrics(Meters), TimeProvider.System, NullLogger<FalQueueClient>.Instance);
+            Options.Create(new FalSubmitHeaders()), new GatewayMetrics(Meters), TimeProvider.System, NullLogger<FalQueueClient>.Instance);
 
     private static async Task<FalFailure> SubmitFails(HttpStatusCode status, string? body, Action<HttpResponseMessage>? headers = null)
     {
