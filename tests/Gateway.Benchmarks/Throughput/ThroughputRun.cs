@@ -1,0 +1,366 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Gateway.Tests.Infrastructure;
+using Gateway.Tests.Process;
+
+namespace Gateway.Benchmarks.Throughput;
+
+/// <summary>One measured row of the table.</summary>
+internal sealed record ThroughputRow(string Path, WrkFigures? Figures, long? PeakRssKiB, string? Target, Func<ThroughputRow, ThroughputTable, bool?>? Met);
+
+/// <summary>The rows, with the two references the gateway's rows are divided by.</summary>
+internal sealed class ThroughputTable
+{
+    public List<ThroughputRow> Rows { get; } = [];
+
+    public WrkFigures Ceiling => Rows[0].Figures!;
+
+    public WrkFigures Nginx => Rows[1].Figures!;
+}
+
+/// <summary>
+/// Issue 13: the hot paths side by side, in one run on one machine. Starts nginx as a fal stub and nginx as a
+/// reverse proxy in front of it, a bare minimal API (the framework's ceiling), and the published gateway as its own
+/// process in Production (Redis, client-key auth, request logging, metrics and tracing on, as deployed) with the
+/// stub as fal; then drives each path with wrk (1 thread, 32 connections) and prints req/s, the ratios to nginx and
+/// to the ceiling, p99, and the gateway's peak RSS during each run.
+/// </summary>
+internal sealed class ThroughputRun : IAsyncDisposable
+{
+    public static readonly TimeSpan Duration = TimeSpan.FromSeconds(8);
+    private static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(2);
+    private const int Streams = 1_000;
+    private const int StreamGenerations = 50;
+
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "gateway-throughput-" + Guid.NewGuid().ToString("N"));
+    private readonly string _clientKey = "bench-client-" + Guid.NewGuid().ToString("N");
+    private LocalRedis? _redis;
+    private NginxServer? _stub;
+    private NginxServer? _proxy;
+    private CeilingApp? _ceiling;
+    private ProcessGateway? _gateway;
+    private List<string> _running = [];
+
+    public string GatewayOutput => _gateway is null ? ""
+        : $"gateway {(_gateway.HasExited ? $"exited with {_gateway.ExitCode}" : "still running")}; its last lines:\n{_gateway.Output}";
+
+    public async Task ExecuteAsync(CancellationToken cancellationToken)
+    {
+        NginxServer.RequireTools();
+        Directory.CreateDirectory(_directory);
+        Console.WriteLine("throughput: publishing the gateway (Release)…");
+        var dll = await PublishAsync(cancellationToken);
+
+        _redis = await LocalRedis.StartAsync(cancellationToken);
+        _stub = await NginxServer.StartFalStubAsync(_directory, cancellationToken);
+        _proxy = await NginxServer.StartReverseProxyAsync(_directory, _stub, cancellationToken);
+        _ceiling = await CeilingApp.StartAsync(cancellationToken);
+        _gateway = await StartGatewayAsync(dll, cancellationToken);
+        Console.WriteLine($"{Environment.ProcessorCount} cores; gateway pid {_gateway.ProcessId} on {_gateway.BaseAddress}, fal stub (nginx) on {_stub.Port}, "
+            + $"nginx proxy on {_proxy.Port}, ceiling on {_ceiling.Url.Port}; logs under {_directory}");
+
+        using var client = NewClient(_gateway.BaseAddress);
+        var (completed, running) = await PrepareGenerationsAsync(client, cancellationToken);
+        var auth = new Dictionary<string, string> { ["Authorization"] = "Bearer " + _clientKey };
+        var proxyTarget = $"https://queue.fal.run/microsoft/mai-image-2.5/requests/{running}/status";
+        var table = new ThroughputTable();
+
+        Console.WriteLine($"completed generation {completed}, running generation {running}; each row: {WarmUp.TotalSeconds:F0} s warm-up, then {Duration.TotalSeconds:F0} s measured");
+        await MeasureAsync(table, "bare minimal API, small JSON (the framework's ceiling)", _ceiling.Url, new Dictionary<string, string>(), gateway: false, null, null, cancellationToken);
+        await MeasureAsync(table, "nginx reverse proxy → stub, status (running)", new Uri(_proxy.BaseAddress, $"/microsoft/mai-image-2.5/requests/{running}/status"),
+            new Dictionary<string, string>(), gateway: false, null, null, cancellationToken);
+        await MeasureAsync(table, "/v1 status, completed", GatewayUrl($"/v1/generations/{completed}/status"), auth, gateway: true,
+            "≥ 0.7× ceiling", (r, t) => Ratio(r, t.Ceiling) >= 0.7, cancellationToken);
+        await MeasureAsync(table, "/v1 result, completed", GatewayUrl($"/v1/generations/{completed}/result"), auth, gateway: true,
+            "≥ 0.7× ceiling", (r, t) => Ratio(r, t.Ceiling) >= 0.7, cancellationToken);
+        await MeasureAsync(table, "/v1 status, running", GatewayUrl($"/v1/generations/{running}/status"), auth, gateway: true,
+            "≥ 0.6× ceiling", (r, t) => Ratio(r, t.Ceiling) >= 0.6, cancellationToken);
+
+        var statusCallsBefore = await StubStatusCallsAsync(running, cancellationToken);
+        await MeasureAsync(table, "/api/fal/proxy status (x-fal-target-url), running", GatewayUrl("/api/fal/proxy"),
+            new Dictionary<string, string>(auth) { ["x-fal-target-url"] = proxyTarget }, gateway: true,
+            "≥ 1.0× nginx", (r, t) => Ratio(r, t.Nginx) >= 1.0, cancellationToken);
+        var proxiedStatusCalls = await StubStatusCallsAsync(running, cancellationToken) - statusCallsBefore;
+
+        var (openRss, streamsConnected) = await MeasureWithStreamsAsync(table, client, completed, auth, cancellationToken);
+
+        Console.WriteLine(Report(table, proxiedStatusCalls, openRss, streamsConnected));
+    }
+
+    private Uri GatewayUrl(string path) => new(_gateway!.BaseAddress, path);
+
+    private static double Ratio(ThroughputRow row, WrkFigures reference) => row.Figures!.RequestsPerSecond / reference.RequestsPerSecond;
+
+    private async Task<string> PublishAsync(CancellationToken cancellationToken)
+    {
+        var output = Path.Combine(_directory, "gateway");
+        var start = new ProcessStartInfo("dotnet",
+            ["publish", Path.Combine(ProcessGateway.RepoRoot, "src", "Gateway"), "-c", "Release", "-o", output,
+             "-p:UseAppHost=false", "--nologo", "-v", "quiet", "--disable-build-servers"])
+        {
+            WorkingDirectory = ProcessGateway.RepoRoot,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase)).ToList())
+        {
+            start.Environment.Remove(name); // dotnet run's MSBuild settings belong to the benchmark's own build
+        }
+
+        using var process = Process.Start(start)!;
+        var text = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var errors = process.StandardError.ReadToEndAsync(cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        var dll = Path.Combine(output, "Gateway.dll");
+        if (process.ExitCode != 0 || !File.Exists(dll))
+        {
+            throw new InvalidOperationException($"dotnet publish failed ({process.ExitCode}): {await text}{await errors}");
+        }
+
+        return dll;
+    }
+
+    private async Task<ProcessGateway> StartGatewayAsync(string dll, CancellationToken cancellationToken)
+    {
+        var port = ProcessGateway.FreePort();
+        var fal = _stub!.BaseAddress.ToString().TrimEnd('/');
+        // Production as deployed: appsettings.json's logging (Information: one request line per request), /metrics,
+        // tracing instrumentation, Redis; no webhooks (the stub cannot sign them), so the gateway learns of ends by asking fal.
+        var environment = new Dictionary<string, string>
+        {
+            ["ConnectionStrings__Redis"] = _redis!.ConnectionString,
+            ["Fal__Key"] = "bench-" + Guid.NewGuid().ToString("N") + ":secret",
+            ["Fal__QueueBaseUrl"] = fal,
+            ["Fal__RestBaseUrl"] = fal,
+            ["Fal__RunBaseUrl"] = fal,
+            ["Fal__JwksUrl"] = fal + "/.well-known/jwks.json",
+            ["Clients__bench__KeySha256"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(_clientKey))),
+            ["Clients__bench__RequestsPerMinute"] = "1000000",
+            ["Clients__bench__ImagesPerDay"] = "10000000",
+            ["Clients__bench__MaxConcurrent"] = "100000",
+        };
+        var gateway = ProcessGateway.Start(dll, environment, port, outputFile: Path.Combine(_directory, "gateway.log"));
+        await gateway.WaitUntilReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
+        return gateway;
+    }
+
+    private HttpClient NewClient(Uri gateway)
+    {
+        var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, ConnectTimeout = TimeSpan.FromSeconds(10) })
+        {
+            BaseAddress = gateway,
+            Timeout = Timeout.InfiniteTimeSpan, // event streams stay open; the run's deadline bounds everything
+        };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", _clientKey);
+        return client;
+    }
+
+    /// <summary>
+    /// Submits through the gateway until it has one generation the stub calls completed and one it calls running
+    /// (plus the running ones the event streams watch); the completed one is then read once, so the gateway fetches
+    /// and stores its result as it would for any client.
+    /// </summary>
+    private async Task<(string Completed, string Running)> PrepareGenerationsAsync(HttpClient client, CancellationToken cancellationToken)
+    {
+        var completed = new List<string>();
+        var running = new List<string>();
+        for (var i = 0; (completed.Count == 0 || running.Count < StreamGenerations) && i < 1_000; i++)
+        {
+            using var submit = await client.PostAsync(new Uri("/v1/generations", UriKind.Relative),
+                new StringContent($"{{\"prompt\":\"a lighthouse at dusk, take {i}\"}}", Encoding.UTF8, "application/json"), cancellationToken);
+            var body = await submit.Content.ReadAsStringAsync(cancellationToken);
+            if (submit.StatusCode != HttpStatusCode.Accepted)
+            {
+                throw new InvalidOperationException($"submit answered {(int)submit.StatusCode}: {body}");
+            }
+
+            var id = JsonNode.Parse(body)!["id"]!.GetValue<string>();
+            (id[0] is >= '0' and <= '7' ? running : completed).Add(id);
+        }
+
+        using var status = await client.GetAsync(new Uri($"/v1/generations/{completed[0]}/status", UriKind.Relative), cancellationToken);
+        var seen = JsonNode.Parse(await status.Content.ReadAsStringAsync(cancellationToken))!["status"]!.GetValue<string>();
+        using var result = await client.GetAsync(new Uri($"/v1/generations/{completed[0]}/result", UriKind.Relative), cancellationToken);
+        using var pending = await client.GetAsync(new Uri($"/v1/generations/{running[0]}/status", UriKind.Relative), cancellationToken);
+        var pendingSeen = JsonNode.Parse(await pending.Content.ReadAsStringAsync(cancellationToken))!["status"]!.GetValue<string>();
+        if (!seen.Equals("completed", StringComparison.OrdinalIgnoreCase) || result.StatusCode != HttpStatusCode.OK
+            || !pendingSeen.Equals("in_progress", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InvalidOperationException($"the generations are not what the run needs: {completed[0]} is {seen} (result {(int)result.StatusCode}), {running[0]} is {pendingSeen}");
+        }
+
+        _running = running;
+        return (completed[0], running[0]);
+    }
+
+    private async Task MeasureAsync(
+        ThroughputTable table, string path, Uri url, IReadOnlyDictionary<string, string> headers, bool gateway,
+        string? target, Func<ThroughputRow, ThroughputTable, bool?>? met, CancellationToken cancellationToken)
+    {
+        await Wrk.RunAsync(url, headers, WarmUp, cancellationToken); // JIT, tiering, pools, connections
+        using var sampling = new CancellationTokenSource();
+        var peak = gateway ? SamplePeakRssAsync(sampling.Token) : Task.FromResult(0L);
+        var figures = await Wrk.RunAsync(url, headers, Duration, cancellationToken);
+        await sampling.CancelAsync();
+        var rss = await peak;
+        table.Rows.Add(new ThroughputRow(path, figures, gateway ? rss : null, target, met));
+        Console.WriteLine($"  {path}: {figures.RequestsPerSecond:F0} req/s, p99 {figures.P99Ms:F2} ms"
+            + (gateway ? $", peak RSS {rss / 1024.0:F1} MiB" : "") + (figures.Errors > 0 ? $"  [{figures.Errors} errors or non-2xx answers]" : ""));
+    }
+
+    /// <summary>The gateway's highest VmRSS, sampled every 100 ms until cancelled.</summary>
+    private async Task<long> SamplePeakRssAsync(CancellationToken cancellationToken)
+    {
+        var peak = 0L;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            peak = Math.Max(peak, _gateway!.Memory().RssKiB);
+            await Task.Delay(100, CancellationToken.None);
+        }
+
+        return peak;
+    }
+
+    /// <summary>Opens 1,000 event streams on running generations, measures RSS with them open, then under wrk; closes them.</summary>
+    private async Task<(long OpenRssKiB, int Connected)> MeasureWithStreamsAsync(
+        ThroughputTable table, HttpClient client, string completed, IReadOnlyDictionary<string, string> auth, CancellationToken cancellationToken)
+    {
+        Console.WriteLine($"opening {Streams:N0} event streams on {StreamGenerations} running generations…");
+        using var closing = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var connected = 0;
+        using var opening = new SemaphoreSlim(50);
+        var streams = Enumerable.Range(0, Streams).Select(i => Task.Run(async () =>
+        {
+            await opening.WaitAsync(closing.Token);
+            var released = false;
+            try
+            {
+                using var response = await client.GetAsync(new Uri($"/v1/generations/{_running[i % StreamGenerations]}/events", UriKind.Relative),
+                    HttpCompletionOption.ResponseHeadersRead, closing.Token);
+                if (response.StatusCode != HttpStatusCode.OK)
+                {
+                    return;
+                }
+
+                var reader = new ServerSentEventReader(await response.Content.ReadAsStreamAsync(closing.Token));
+                if (await reader.NextAsync(closing.Token) is null)
+                {
+                    return;
+                }
+
+                Interlocked.Increment(ref connected);
+                opening.Release();
+                released = true;
+                while (await reader.NextAsync(closing.Token) is not null)
+                {
+                }
+            }
+            catch (OperationCanceledException) when (closing.IsCancellationRequested)
+            {
+            }
+            finally
+            {
+                if (!released)
+                {
+                    opening.Release();
+                }
+            }
+        }, CancellationToken.None)).ToList();
+
+        var clock = Stopwatch.StartNew();
+        while (Volatile.Read(ref connected) < Streams && clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            await Task.Delay(100, cancellationToken);
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken);
+        var open = _gateway!.Memory().RssKiB;
+        Console.WriteLine($"  {Volatile.Read(ref connected):N0} streams open in {clock.Elapsed.TotalSeconds:F1} s; RSS {open / 1024.0:F1} MiB");
+        await MeasureAsync(table, $"/v1 status, completed, with {Streams:N0} event streams open", GatewayUrl($"/v1/generations/{completed}/status"), auth,
+            gateway: true, null, null, cancellationToken);
+        var stillOpen = Volatile.Read(ref connected);
+        await closing.CancelAsync();
+        await Task.WhenAll(streams);
+        return (open, stillOpen);
+    }
+
+    private async Task<int> StubStatusCallsAsync(string id, CancellationToken cancellationToken)
+    {
+        await Task.Delay(TimeSpan.FromSeconds(1.5), cancellationToken); // nginx flushes its access log every second
+        return _stub!.CountLogged($"/requests/{id}/status ");
+    }
+
+    private static string Report(ThroughputTable table, int proxiedStatusCalls, long openRssKiB, int streamsConnected)
+    {
+        static string F(double value, string format) => value.ToString(format, CultureInfo.InvariantCulture);
+        var lines = new List<string>
+        {
+            "",
+            "===================== gateway throughput (wrk: 1 thread, 32 connections, 8 s per row) =====================",
+            $"{Environment.ProcessorCount} cores, all in one run; the gateway published (Release), Production, Redis, auth, request logging, metrics, tracing",
+            "",
+            "| path | req/s | × nginx | × ceiling | p99 | p99 × nginx | gateway RSS (peak) | target |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
+        };
+        foreach (var row in table.Rows)
+        {
+            var f = row.Figures!;
+            var p99Ratio = f.P99Ms / table.Nginx.P99Ms;
+            var target = row.Target is null ? "" : $"{row.Target}: {(row.Met!(row, table) == true ? "met" : "NOT met")}";
+            if (row.PeakRssKiB is not null)
+            {
+                target += (target.Length > 0 ? "; " : "") + $"p99 ≤ 1.5× nginx: {(p99Ratio <= 1.5 ? "met" : "NOT met")}";
+            }
+
+            lines.Add($"| {row.Path} | {F(f.RequestsPerSecond, "N0")} | {F(f.RequestsPerSecond / table.Nginx.RequestsPerSecond, "F2")} | "
+                + $"{F(f.RequestsPerSecond / table.Ceiling.RequestsPerSecond, "F2")} | {F(f.P99Ms, "F2")} ms | {F(p99Ratio, "F2")} | "
+                + $"{(row.PeakRssKiB is { } rss ? F(rss / 1024.0, "F1") + " MiB" : "—")} | {target}{(f.Errors > 0 ? $" [{f.Errors} errors]" : "")} |");
+        }
+
+        var underLoad = table.Rows.Where(r => r.PeakRssKiB is not null).SkipLast(1).Max(r => r.PeakRssKiB!.Value);
+        var withStreams = table.Rows[^1].PeakRssKiB!.Value;
+        lines.Add("");
+        lines.Add($"gateway RSS under load (highest of the rows above the last): {F(underLoad / 1024.0, "F1")} MiB (target ≤ 120 MB: {(underLoad * 1024 <= 120_000_000 ? "met" : "NOT met")})");
+        lines.Add($"with {streamsConnected:N0} event streams open: {F(openRssKiB / 1024.0, "F1")} MiB idle, {F(withStreams / 1024.0, "F1")} MiB at peak under load "
+            + $"(target ≤ 150 MB: {(Math.Max(openRssKiB, withStreams) * 1024 <= 150_000_000 ? "met" : "NOT met")})");
+        var ttl = 1.0; // Gateway__StatusCacheTtl as deployed (appsettings.json)
+        lines.Add($"fal status calls for the polled generation while the proxy row ran ({F(Duration.TotalSeconds + WarmUp.TotalSeconds, "F0")} s with its warm-up): "
+            + $"{proxiedStatusCalls} (at most one per {F(ttl, "F0")} s per replica expected, plus the reconciler's own looks)");
+        lines.Add("==========================================================================================================");
+        return string.Join('\n', lines);
+    }
+
+    public void Kill()
+    {
+        _gateway?.Dispose();
+        _proxy?.Dispose();
+        _stub?.Dispose();
+        _redis?.Dispose();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Kill();
+        if (_ceiling is not null)
+        {
+            await _ceiling.DisposeAsync();
+        }
+
+        if (Environment.GetEnvironmentVariable("BENCH_KEEP_LOGS") is not "1")
+        {
+            try
+            {
+                Directory.Delete(_directory, recursive: true);
+            }
+            catch (IOException)
+            {
+                // a temp directory left behind is harmless
+            }
+        }
+    }
+}
