@@ -8,7 +8,7 @@ namespace Gateway.Generations;
 /// the replica that ends a generation publishes its id on one Redis channel, and each replica holds
 /// one subscription for all its waiters. Without Redis the signal stays in this process.
 /// </summary>
-internal sealed partial class CompletionHub(IServiceProvider services, ILogger<CompletionHub> logger) : IHostedService, IGenerationListener
+internal sealed partial class CompletionHub(IServiceProvider services, GenerationReadCache cache, ILogger<CompletionHub> logger) : IHostedService, IGenerationListener
 {
     private readonly Dictionary<string, Waiters> _waiters = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
@@ -55,6 +55,7 @@ internal sealed partial class CompletionHub(IServiceProvider services, ILogger<C
 
     private void Signal(string id)
     {
+        cache.Ended(id); // before any waiter wakes and reads the record again
         Waiters? waiters;
         lock (_gate)
         {

@@ -115,7 +115,7 @@ internal static class GenerationEndpoints
     private static async Task<GenerationJson> FinishedAsync(GenerationSnapshot snapshot, GenerationService service, string? location, CancellationToken cancellationToken)
     {
         var id = snapshot.Record.Id;
-        var result = snapshot.Record.Status == GenerationStatus.Completed ? await service.GetResultAsync(id, cancellationToken) : null;
+        var result = snapshot.Record.Status == GenerationStatus.Completed ? await service.GetResultAsync(snapshot.Record, cancellationToken) : null;
         return new GenerationJson(GenerationMapper.ToResponse(snapshot.Record, snapshot.Live), result, (i, ct) => service.GetBlobAsync(id, i, ct), location);
     }
 
@@ -143,7 +143,7 @@ internal static class GenerationEndpoints
         var client = user.ClientName();
         var entries = await history.ListAsync(client, after, take + 1);
         var page = entries.Take(take).ToList();
-        var records = await Task.WhenAll(page.Select(e => service.FindAsync(client, e.Id, cancellationToken)));
+        var records = await Task.WhenAll(page.Select(e => service.FindAsync(client, e.Id, cancellationToken).AsTask()));
         var items = records.OfType<GenerationRecord>().Select(r => GenerationMapper.ToResponse(r, null)).ToList();
         return TypedResults.Ok(new GenerationPage(items, entries.Count > take ? page[^1].Encode() : null));
     }
@@ -212,7 +212,7 @@ internal static class GenerationEndpoints
         switch (snapshot.Record.Status)
         {
             case GenerationStatus.Completed:
-                var result = await service.GetResultAsync(id, cancellationToken);
+                var result = await service.GetResultAsync(snapshot.Record, cancellationToken);
                 return result is null
                     ? GenerationProblems.ResultExpired(id)
                     : new ResultJson(result, (i, ct) => service.GetBlobAsync(id, i, ct));

@@ -12,6 +12,7 @@ internal static class GenerationExtensions
         builder.Services.AddGatewayJson(GenerationJsonContext.Default,
             GenerationJsonContext.Default.GenerateRequest, GenerationJsonContext.Default.EditRequest);
         builder.Services.AddSingleton<RequestCoalescer>();
+        builder.Services.AddSingleton<GenerationReadCache>();
         builder.Services.AddScoped<GenerationSubmitter>();
         builder.Services.AddScoped<GenerationCompleter>();
         builder.Services.AddScoped<GenerationService>();
