@@ -69,7 +69,7 @@ internal sealed class GenerationReadCache(IOptions<GenerationOptions> options, T
             return null;
         }
 
-        entry.LastUsed = Environment.TickCount64;
+        entry.LastUsed = time.GetTimestamp();
         return entry.Record;
     }
 
@@ -145,7 +145,7 @@ internal sealed class GenerationReadCache(IOptions<GenerationOptions> options, T
     {
         // The store keeps a record for ResultTtl from its last write: creation while it runs, its end once ended.
         var written = record.IsTerminal ? record.CompletedAt ?? time.GetUtcNow() : record.CreatedAt;
-        return new Entry(record, result, time.GetTimestamp(), written + _options.ResultTtl) { LastUsed = Environment.TickCount64 };
+        return new Entry(record, result, time.GetTimestamp(), written + _options.ResultTtl) { LastUsed = time.GetTimestamp() };
     }
 
     private bool Add(string id, Entry entry)
