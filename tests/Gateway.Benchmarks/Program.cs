@@ -12,11 +12,11 @@ using Gateway.Tests.Process;
 //   latency  webhook-to-client latency and the memory of 1,000 open event streams (about 2 minutes)
 //   memory   RSS idle, under a few thousand mixed requests and for a minute after, once per GC configuration
 //            (chosen and old; memory=all adds the other candidates; memory=NAME,NAME picks some)
-//   throughput  the hot paths under wrk beside nginx and a bare minimal API (issue 13; needs nginx and wrk)
+//   throughput  the hot paths under wrk beside nginx and a bare minimal API, 3 rounds (=N: N rounds; issue 13; needs nginx and wrk)
 // No argument runs latency and memory. Bounded: 3 minutes for latency, 4 per memory configuration, 6 for throughput.
 if (BenchmarkPhases.Parse(args) is not { } phases)
 {
-    await Console.Error.WriteLineAsync("usage: dotnet run -c Release --project tests/Gateway.Benchmarks -- [latency] [memory[=all|NAME,NAME]] [throughput]\n"
+    await Console.Error.WriteLineAsync("usage: dotnet run -c Release --project tests/Gateway.Benchmarks -- [latency] [memory[=all|NAME,NAME]] [throughput[=ROUNDS]]\n"
         + "configurations: " + string.Join(", ", GcConfiguration.All.Select(c => $"{c.Name} ({c.Description})")));
     return 64;
 }
@@ -40,7 +40,7 @@ try
 {
     if (phases.Throughput)
     {
-        await throughput.ExecuteAsync(overall.Token);
+        await throughput.ExecuteAsync(phases.ThroughputRounds, overall.Token);
     }
 
     await run.ExecuteAsync(phases, overall.Token);
@@ -63,9 +63,11 @@ finally
 }
 
 /// <summary>What to run, from the command line.</summary>
-internal sealed record BenchmarkPhases(bool Latency, IReadOnlyList<GcConfiguration> Memory, bool Throughput = false)
+internal sealed record BenchmarkPhases(bool Latency, IReadOnlyList<GcConfiguration> Memory, int ThroughputRounds = 0)
 {
-    public TimeSpan Budget => TimeSpan.FromMinutes((Latency ? 3 : 0) + 4 * Memory.Count + (Throughput ? 6 : 0));
+    public bool Throughput => ThroughputRounds > 0;
+
+    public TimeSpan Budget => TimeSpan.FromMinutes((Latency ? 3 : 0) + 4 * Memory.Count + (Throughput ? 4 + ThroughputRounds : 0));
 
     public static BenchmarkPhases? Parse(string[] args)
     {
@@ -75,7 +77,7 @@ internal sealed record BenchmarkPhases(bool Latency, IReadOnlyList<GcConfigurati
         }
 
         var latency = false;
-        var throughput = false;
+        var throughput = 0;
         var memory = new List<GcConfiguration>();
         foreach (var arg in args)
         {
@@ -84,9 +86,16 @@ internal sealed record BenchmarkPhases(bool Latency, IReadOnlyList<GcConfigurati
             {
                 latency = true;
             }
-            else if (name == "throughput" && value is null)
+            else if (name == "throughput")
             {
-                throughput = true;
+                if (value is null)
+                {
+                    throughput = 3;
+                }
+                else if (!int.TryParse(value, out throughput) || throughput is < 1 or > 20)
+                {
+                    return null;
+                }
             }
             else if (name == "memory")
             {
