@@ -38,6 +38,9 @@ internal static class HostingExtensions
                 }
             }, blockWhenFull: true);
         }, preserveStaticLogger: true); // each host logs through its own logger, never a process-wide one
+        var serilogFactory = builder.Services.Last(d => d.ServiceType == typeof(ILoggerFactory));
+        builder.Services.Remove(serilogFactory);
+        builder.Services.AddSingleton<ILoggerFactory>(services => new CachingLoggerFactory((ILoggerFactory)serilogFactory.ImplementationFactory!(services)));
 
         // Every factory client, also those a feature registers later, logs through the header-free logger and no
         // other: no request header (the FAL key is one) can reach a log at any level.
