@@ -169,6 +169,14 @@ internal sealed class ThroughputRun : IAsyncDisposable
             ["Clients__bench__ImagesPerDay"] = "10000000",
             ["Clients__bench__MaxConcurrent"] = "100000",
         };
+        // BENCH_GATEWAY_ENV="DOTNET_TieredCompilation=0 …" measures a runtime setting without rebuilding.
+        foreach (var pair in (Environment.GetEnvironmentVariable("BENCH_GATEWAY_ENV") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var (name, value) = pair.Split('=', 2) is [var n, var v] ? (n, v) : throw new InvalidOperationException($"BENCH_GATEWAY_ENV: '{pair}' is not NAME=VALUE");
+            environment[name] = value;
+            Console.WriteLine($"gateway environment: {name}={value}");
+        }
+
         var gateway = ProcessGateway.Start(dll, environment, port, outputFile: Path.Combine(_directory, "gateway.log"));
         await gateway.WaitUntilReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
         return gateway;
