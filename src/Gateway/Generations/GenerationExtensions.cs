@@ -13,9 +13,10 @@ internal static class GenerationExtensions
             GenerationJsonContext.Default.GenerateRequest, GenerationJsonContext.Default.EditRequest);
         builder.Services.AddSingleton<RequestCoalescer>();
         builder.Services.AddSingleton<GenerationReadCache>();
-        builder.Services.AddScoped<GenerationSubmitter>();
-        builder.Services.AddScoped<GenerationCompleter>();
-        builder.Services.AddScoped<GenerationService>();
+        // Stateless, and every dependency a singleton (the fal client too): built once, not on every read's request.
+        builder.Services.AddSingleton<GenerationSubmitter>();
+        builder.Services.AddSingleton<GenerationCompleter>();
+        builder.Services.AddSingleton<GenerationService>();
         builder.Services.AddScoped<GenerationEventStream>();
 
         // Listeners are told in this order: the slot is free before any waiter hears of the end.

@@ -10,7 +10,7 @@ using Gateway.Tests.Process;
 
 namespace Gateway.Benchmarks.Throughput;
 
-/// <summary>One row of the table: what wrk drives, and every round's figures for it.</summary>
+/// <summary>One row of the table: what wrk drives, every run's figures, and for a gateway row its ratios to the references run just before it.</summary>
 internal sealed class ThroughputRow(string path, Uri url, IReadOnlyDictionary<string, string> headers, bool gateway, string? target = null, double? ratio = null, bool toNginx = false)
 {
     public string Path { get; } = path;
@@ -23,20 +23,30 @@ internal sealed class ThroughputRow(string path, Uri url, IReadOnlyDictionary<st
     public double? Ratio { get; } = ratio;
     public bool ToNginx { get; } = toNginx;
 
-    public List<WrkFigures> Rounds { get; } = [];
+    public List<WrkFigures> Runs { get; } = [];
     public List<long> PeakRssKiB { get; } = [];
 
-    /// <summary>The median round (by req/s), so one round disturbed by the machine's other work does not decide.</summary>
-    public double RequestsPerSecond => Median(Rounds.Select(r => r.RequestsPerSecond));
+    /// <summary>Per round: req/s over the ceiling's, over nginx's, and p99 over nginx's, each measured just before this row.</summary>
+    public List<(double ToCeiling, double ToNginx, double P99ToNginx)> Ratios { get; } = [];
 
-    public double P99Ms => Median(Rounds.Select(r => r.P99Ms));
+    public double RequestsPerSecond => Median(Runs.Select(r => r.RequestsPerSecond));
 
-    public long Errors => Rounds.Sum(r => r.Errors);
+    public double P99Ms => Median(Runs.Select(r => r.P99Ms));
 
-    private static double Median(IEnumerable<double> values)
+    public double ToCeilingRatio => Median(Ratios.Select(r => r.ToCeiling));
+
+    public double ToNginxRatio => Median(Ratios.Select(r => r.ToNginx));
+
+    public double P99ToNginxRatio => Median(Ratios.Select(r => r.P99ToNginx));
+
+    public long Errors => Runs.Sum(r => r.Errors);
+
+    /// <summary>The median, so one run disturbed by the machine's other work does not decide.</summary>
+    public static double Median(IEnumerable<double> values)
     {
         var sorted = values.Order().ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+        return sorted.Count == 0 ? double.NaN
+            : sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
     }
 }
 
@@ -49,7 +59,7 @@ internal sealed class ThroughputRow(string path, Uri url, IReadOnlyDictionary<st
 /// </summary>
 internal sealed class ThroughputRun : IAsyncDisposable
 {
-    public static readonly TimeSpan Duration = TimeSpan.FromSeconds(5);
+    public static readonly TimeSpan Duration = TimeSpan.FromSeconds(4);
     private static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(1);
     private const int Streams = 1_000;
     private const int StreamGenerations = 50;
@@ -70,8 +80,19 @@ internal sealed class ThroughputRun : IAsyncDisposable
     {
         NginxServer.RequireTools();
         Directory.CreateDirectory(_directory);
-        Console.WriteLine("throughput: publishing the gateway (Release)…");
-        var dll = await PublishAsync(cancellationToken);
+        // BENCH_GATEWAY_PUBLISHED=DIR measures a build published elsewhere (another commit, for a before/after).
+        var dll = Environment.GetEnvironmentVariable("BENCH_GATEWAY_PUBLISHED") is { Length: > 0 } published
+            ? Path.Combine(published, "Gateway.dll")
+            : null;
+        if (dll is null)
+        {
+            Console.WriteLine("throughput: publishing the gateway (Release)…");
+            dll = await PublishAsync(cancellationToken);
+        }
+        else
+        {
+            Console.WriteLine($"throughput: the gateway published at {dll}");
+        }
 
         _redis = await LocalRedis.StartAsync(cancellationToken);
         _stub = await NginxServer.StartFalStubAsync(_directory, cancellationToken);
@@ -98,22 +119,31 @@ internal sealed class ThroughputRun : IAsyncDisposable
             proxied,
         ];
 
-        Console.WriteLine($"completed generation {completed}, running generation {running}; {rounds} rounds of every row, each "
-            + $"{WarmUp.TotalSeconds:F0} s warm-up then {Duration.TotalSeconds:F0} s measured; the table shows each row's median round");
+        Console.WriteLine($"completed generation {completed}, running generation {running}; {rounds} rounds; in each, every gateway row runs right "
+            + $"after the ceiling and nginx, each run {WarmUp.TotalSeconds:F0} s warm-up then {Duration.TotalSeconds:F0} s measured; ratios are per round, the table shows medians");
+        var (ceiling, nginx) = (rows[0], rows[1]);
+        foreach (var row in rows)
+        {
+            await Wrk.RunAsync(row.Url, row.Headers, TimeSpan.FromSeconds(5), cancellationToken); // JIT and tiering, once, before anything counts
+        }
+
         var proxiedStatusCalls = 0;
         for (var round = 1; round <= rounds; round++)
         {
             Console.WriteLine($"round {round} of {rounds}");
-            foreach (var row in rows)
+            foreach (var row in rows.Where(r => r.Gateway))
             {
+                var c = await MeasureAsync(ceiling, cancellationToken);
+                var n = await MeasureAsync(nginx, cancellationToken);
                 var before = row == proxied ? await StubStatusCallsAsync(running, cancellationToken) : 0;
-                await MeasureAsync(row, cancellationToken);
+                var g = await MeasureAsync(row, cancellationToken);
                 proxiedStatusCalls += row == proxied ? await StubStatusCallsAsync(running, cancellationToken) - before : 0;
+                row.Ratios.Add((g.RequestsPerSecond / c.RequestsPerSecond, g.RequestsPerSecond / n.RequestsPerSecond, g.P99Ms / n.P99Ms));
             }
         }
 
         var withStreams = new ThroughputRow($"/v1 status, completed, with {Streams:N0} event streams open", GatewayUrl($"/v1/generations/{completed}/status"), auth, gateway: true);
-        var (openRss, streamsConnected) = await MeasureWithStreamsAsync(withStreams, client, cancellationToken);
+        var (openRss, streamsConnected) = await MeasureWithStreamsAsync(withStreams, ceiling, nginx, client, cancellationToken);
         rows.Add(withStreams);
 
         Console.WriteLine(Report(rows, rounds, proxiedStatusCalls, openRss, streamsConnected));
@@ -231,7 +261,7 @@ internal sealed class ThroughputRun : IAsyncDisposable
         return (completed[0], running[0]);
     }
 
-    private async Task MeasureAsync(ThroughputRow row, CancellationToken cancellationToken)
+    private async Task<WrkFigures> MeasureAsync(ThroughputRow row, CancellationToken cancellationToken)
     {
         await Wrk.RunAsync(row.Url, row.Headers, WarmUp, cancellationToken); // JIT, tiering, pools, connections
         using var sampling = new CancellationTokenSource();
@@ -239,7 +269,7 @@ internal sealed class ThroughputRun : IAsyncDisposable
         var figures = await Wrk.RunAsync(row.Url, row.Headers, Duration, cancellationToken);
         await sampling.CancelAsync();
         var rss = await peak;
-        row.Rounds.Add(figures);
+        row.Runs.Add(figures);
         if (row.Gateway)
         {
             row.PeakRssKiB.Add(rss);
@@ -247,6 +277,7 @@ internal sealed class ThroughputRun : IAsyncDisposable
 
         Console.WriteLine($"  {row.Path}: {figures.RequestsPerSecond:F0} req/s, p99 {figures.P99Ms:F2} ms"
             + (row.Gateway ? $", peak RSS {rss / 1024.0:F1} MiB" : "") + (figures.Errors > 0 ? $"  [{figures.Errors} errors or non-2xx answers]" : ""));
+        return figures;
     }
 
     /// <summary>The gateway's highest VmRSS, sampled every 100 ms until cancelled.</summary>
@@ -263,7 +294,8 @@ internal sealed class ThroughputRun : IAsyncDisposable
     }
 
     /// <summary>Opens 1,000 event streams on running generations, measures RSS with them open, then under wrk; closes them.</summary>
-    private async Task<(long OpenRssKiB, int Connected)> MeasureWithStreamsAsync(ThroughputRow row, HttpClient client, CancellationToken cancellationToken)
+    private async Task<(long OpenRssKiB, int Connected)> MeasureWithStreamsAsync(
+        ThroughputRow row, ThroughputRow ceiling, ThroughputRow nginx, HttpClient client, CancellationToken cancellationToken)
     {
         Console.WriteLine($"opening {Streams:N0} event streams on {StreamGenerations} running generations…");
         using var closing = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -316,7 +348,10 @@ internal sealed class ThroughputRun : IAsyncDisposable
         await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken);
         var open = _gateway!.Memory().RssKiB;
         Console.WriteLine($"  {Volatile.Read(ref connected):N0} streams open in {clock.Elapsed.TotalSeconds:F1} s; RSS {open / 1024.0:F1} MiB");
-        await MeasureAsync(row, cancellationToken);
+        var c = await MeasureAsync(ceiling, cancellationToken);
+        var n = await MeasureAsync(nginx, cancellationToken);
+        var g = await MeasureAsync(row, cancellationToken);
+        row.Ratios.Add((g.RequestsPerSecond / c.RequestsPerSecond, g.RequestsPerSecond / n.RequestsPerSecond, g.P99Ms / n.P99Ms));
         var stillOpen = Volatile.Read(ref connected);
         await closing.CancelAsync();
         await Task.WhenAll(streams);
@@ -338,27 +373,29 @@ internal sealed class ThroughputRun : IAsyncDisposable
         {
             "",
             $"===================== gateway throughput (wrk: {Wrk.Threads} thread, {Wrk.Connections} connections, {Duration.TotalSeconds:F0} s per row and round) =====================",
-            $"{Environment.ProcessorCount} cores, all in one run, median of {rounds} rounds; the gateway published (Release), Production, Redis, auth, request logging, metrics, tracing",
+            $"{Environment.ProcessorCount} cores, all in one run; req/s and p99: medians of all runs; ratios: medians over {rounds} rounds of each gateway row against the ceiling and nginx run just before it",
+            "the gateway published (Release), Production, Redis, auth, request logging, metrics, tracing",
             "",
             "| path | req/s | × nginx | × ceiling | p99 | p99 × nginx | gateway RSS (peak) | target |",
             "|---|---:|---:|---:|---:|---:|---:|---|",
         };
         foreach (var row in rows)
         {
-            var p99Ratio = row.P99Ms / nginx.P99Ms;
+            var (toCeiling, toNginx, p99ToNginx) = row.Gateway
+                ? (row.ToCeilingRatio, row.ToNginxRatio, row.P99ToNginxRatio)
+                : (row.RequestsPerSecond / ceiling.RequestsPerSecond, row.RequestsPerSecond / nginx.RequestsPerSecond, row.P99Ms / nginx.P99Ms);
             var targets = new List<string>();
             if (row is { Target: { } target, Ratio: { } ratio })
             {
-                targets.Add($"{target}: {Met(row.RequestsPerSecond / (row.ToNginx ? nginx : ceiling).RequestsPerSecond >= ratio)}");
+                targets.Add($"{target}: {Met((row.ToNginx ? toNginx : toCeiling) >= ratio)}");
             }
 
             if (row.Gateway)
             {
-                targets.Add($"p99 ≤ 1.5× nginx: {Met(p99Ratio <= 1.5)}");
+                targets.Add($"p99 ≤ 1.5× nginx: {Met(p99ToNginx <= 1.5)}");
             }
 
-            lines.Add($"| {row.Path} | {F(row.RequestsPerSecond, "N0")} | {F(row.RequestsPerSecond / nginx.RequestsPerSecond, "F2")} | "
-                + $"{F(row.RequestsPerSecond / ceiling.RequestsPerSecond, "F2")} | {F(row.P99Ms, "F2")} ms | {F(p99Ratio, "F2")} | "
+            lines.Add($"| {row.Path} | {F(row.RequestsPerSecond, "N0")} | {F(toNginx, "F2")} | {F(toCeiling, "F2")} | {F(row.P99Ms, "F2")} ms | {F(p99ToNginx, "F2")} | "
                 + $"{(row.Gateway ? F(row.PeakRssKiB.Max() / 1024.0, "F1") + " MiB" : "—")} | {string.Join("; ", targets)}{(row.Errors > 0 ? $" [{row.Errors} errors]" : "")} |");
         }
 
