@@ -30,15 +30,23 @@ internal static class HostingExtensions
         builder.Services.AddSerilog((services, logger) =>
         {
             logger.ReadFrom.Configuration(builder.Configuration).ReadFrom.Services(services).Enrich.FromLogContext();
-            if (development)
+            // The console is written by one background thread, not under the console's lock on every request's thread.
+            // A full buffer (10,000 events) makes writers wait rather than drop lines: every request keeps its line.
+            logger.WriteTo.Async(console =>
             {
-                logger.WriteTo.Console(consoleLevel, "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}");
-            }
-            else
-            {
-                logger.WriteTo.Console(new RenderedCompactJsonFormatter(), consoleLevel);
-            }
+                if (development)
+                {
+                    console.Console(consoleLevel, "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}");
+                }
+                else
+                {
+                    console.Console(new RenderedCompactJsonFormatter(), consoleLevel);
+                }
+            }, blockWhenFull: true);
         }, preserveStaticLogger: true); // each host logs through its own logger, never a process-wide one
+        var serilogFactory = builder.Services.Last(d => d.ServiceType == typeof(ILoggerFactory));
+        builder.Services.Remove(serilogFactory);
+        builder.Services.AddSingleton<ILoggerFactory>(services => new CachingLoggerFactory((ILoggerFactory)serilogFactory.ImplementationFactory!(services)));
 
         // Every factory client, also those a feature registers later, logs through the header-free logger and no
         // other: no request header (the FAL key is one) can reach a log at any level.
