@@ -225,7 +225,7 @@ public abstract class ImageStoreTests(RedisServer redis)
     {
         var store = NewStore();
         await using var harness = await GatewayHarness.StartAsync(Redis, settings: With(store), replicas: 3);
-        using var copies = new CounterWatch(harness.ReplicaServices, "images.copies", "outcome");
+        using var copies = new CounterWatch(harness.ReplicaServices, "gateway.images.copies", "outcome");
         var clients = Enumerable.Range(0, 3).Select(r => harness.Client(replica: r)).ToList();
         var ids = new List<string>();
         for (var g = 0; g < 3; g++)
@@ -257,7 +257,7 @@ public abstract class ImageStoreTests(RedisServer redis)
     {
         var store = NewStore();
         await using var harness = await GatewayHarness.StartAsync(Redis, settings: With(store));
-        using var copies = new CounterWatch(harness.ReplicaServices, "images.copies", "outcome");
+        using var copies = new CounterWatch(harness.ReplicaServices, "gateway.images.copies", "outcome");
         harness.Fal.AddFault(new FaultRule { Operation = FalOperation.Download, Kind = "500", Count = 1 });
         var client = harness.Client();
         var id = await client.SubmitAsync(new { prompt = "flaky cdn" });
@@ -279,7 +279,7 @@ public abstract class ImageStoreTests(RedisServer redis)
     {
         var store = NewStore();
         await using var harness = await GatewayHarness.StartAsync(Redis, settings: With(store, ("Images:CopyAttempts", "3")));
-        using var copies = new CounterWatch(harness.ReplicaServices, "images.copies", "outcome");
+        using var copies = new CounterWatch(harness.ReplicaServices, "gateway.images.copies", "outcome");
         harness.Fal.AddFault(new FaultRule { Operation = FalOperation.Download, Kind = "503", Count = -1 });
         var client = harness.Client();
         var id = await client.SubmitAsync(new { prompt = "cdn down" });
