@@ -49,11 +49,13 @@ public sealed class FalEmulatorHost : IAsyncDisposable
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Limits.MaxRequestBodySize = null);
         builder.WebHost.UseUrls(url);
         builder.Services.AddRoutingCore();
+        builder.Services.AddCors();
         builder.Logging.AddSimpleConsole(c => c.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
         builder.Services.AddFalEmulator(options);
 
         var app = builder.Build();
         app.Use(RecordRequests);
+        app.UseCors();
         app.MapControl();
         app.MapJwks();
         app.MapStorage();

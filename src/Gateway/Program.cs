@@ -32,12 +32,12 @@ app.UseIdempotency();
 
 app.MapGatewayHosting();
 app.MapPlayground();
-app.MapGenerations();
-app.MapImages();
+app.MapGenerations().AllowBrowsers();
+app.MapImages().AllowBrowsers();
 app.MapFalWebhooks();
-app.MapFiles();
-app.MapFalProxy();
-app.MapUsage();
+app.MapFiles().AllowBrowsers();
+app.MapFalProxy().AllowBrowsers();
+app.MapUsage().AllowBrowsers();
 
 return app.RunGateway();
 

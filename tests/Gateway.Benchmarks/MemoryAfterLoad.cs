@@ -32,6 +32,10 @@ internal sealed record GcConfiguration(string Name, string Description, IReadOnl
         {
             ["DOTNET_gcServer"] = "1", ["DOTNET_gcConcurrent"] = "1", ["DOTNET_GCDynamicAdaptationMode"] = "1", ["DOTNET_GCConserveMemory"] = "7",
         }),
+        new("pool-capped", "as built, 1 pooled array per size and core", new Dictionary<string, string>
+        {
+            ["DOTNET_SYSTEM_BUFFERS_SHAREDARRAYPOOL_MAXARRAYSPERPARTITION"] = "1",
+        }),
         new("workstation", "workstation GC, ConserveMemory 0", new Dictionary<string, string>
         {
             ["DOTNET_gcServer"] = "0", ["DOTNET_gcConcurrent"] = "1", ["DOTNET_GCConserveMemory"] = "0",
@@ -105,8 +109,39 @@ internal static class MemoryAfterLoad
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
         }
 
-        return new MemoryFigures(configuration, GcSeen(gateway.ProcessId), ready, idle, gateway.Memory().PeakRssKiB, rss, backWithin, trace,
+        var figures = new MemoryFigures(configuration, GcSeen(gateway.ProcessId), ready, idle, gateway.Memory().PeakRssKiB, rss, backWithin, trace,
             sent, loadTime, outcomes, idleHeap, await managedHeap());
+        if (await HeapDumpAsync(gateway.ProcessId, configuration.Name, cancellationToken))
+        {
+            for (var second = 0; second <= 10; second += 5)
+            {
+                Console.WriteLine($"after the snapshot's full collection, +{second} s: RSS {gateway.Memory().RssKiB / 1024} MiB, managed heap {await managedHeap()}");
+                await Task.Delay(TimeSpan.FromSeconds(5), cancellationToken);
+            }
+        }
+
+        return figures;
+    }
+
+    /// <summary>
+    /// With BENCH_HEAP_DUMP_DIR set, a heap dump once the minute is over (dotnet-dump on PATH or in
+    /// ~/.dotnet/tools), to see what the RSS that stayed is made of: <c>dotnet-dump analyze FILE</c>, then
+    /// <c>gcheapstat</c> and <c>dumpheap -stat -min 85000</c>. Taken after the figures, since it touches the heap.
+    /// </summary>
+    private static async Task<bool> HeapDumpAsync(int processId, string name, CancellationToken cancellationToken)
+    {
+        if (Environment.GetEnvironmentVariable("BENCH_HEAP_DUMP_DIR") is not { Length: > 0 } directory)
+        {
+            return false;
+        }
+
+        var tool = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".dotnet", "tools", "dotnet-dump");
+        var output = Path.Combine(directory, $"{name}-after.dump");
+        using var process = Process.Start(new ProcessStartInfo(File.Exists(tool) ? tool : "dotnet-dump",
+            ["collect", "--type", "Heap", "-p", processId.ToString(CultureInfo.InvariantCulture), "-o", output]) { RedirectStandardOutput = true })!;
+        await process.WaitForExitAsync(cancellationToken);
+        Console.WriteLine($"heap snapshot: {output} (dotnet-dump analyze {output})");
+        return true;
     }
 
     public static string Report(IReadOnlyList<MemoryFigures> figures)

@@ -290,6 +290,31 @@ public sealed class AccessTokenTests(RedisServer redis)
     }
 
     [Fact]
+    public async Task PerUserLimits_ApplyInMemoryModeToo_AndEachUserCountsApart()
+    {
+        await using var issuer = await TestOidcIssuer.StartAsync();
+        await using var harness = await GatewayHarness.StartAsync(null, settings: Settings(issuer,
+            ("Clients:alpha:PerUser:RequestsPerMinute", "100"), ("Clients:alpha:PerUser:ImagesPerDay", "3")));
+        var ada = As(harness, issuer.Token(AlphaApp, "oid-ada"));
+        var bob = As(harness, issuer.Token(AlphaApp, "oid-bob"));
+
+        await ada.SubmitAsync(new { prompt = "a", num_images = 2 });
+        using (var refused = await ada.PostJsonAsync("/v1/generations", new { prompt = "b", num_images = 2 }))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+            Assert.Equal(["per_user.images_per_day"], (await refused.JsonAsync())["limits"]!.AsArray().Select(l => l!.GetValue<string>()));
+        }
+
+        await ada.SubmitAsync(new { prompt = "c", num_images = 1 });
+        await bob.SubmitAsync(new { prompt = "d", num_images = 3 });
+        using var usage = await bob.GetAsync("/v1/usage", Ct);
+        var figures = await usage.JsonAsync();
+        Assert.Equal(6, figures["images"]!.GetValue<long>());
+        Assert.Equal(3, figures["user"]!["images"]!.GetValue<long>());
+        Assert.Equal(99, figures["user"]!["limits"]!["requests_per_minute"]!["remaining"]!.GetValue<long>());
+    }
+
+    [Fact]
     public async Task IdempotencyKeys_ArePerUser()
     {
         await using var issuer = await TestOidcIssuer.StartAsync();

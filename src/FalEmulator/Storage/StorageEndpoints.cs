@@ -14,12 +14,16 @@ internal static class StorageEndpoints
         app.MapPost("/rest/storage/upload/initiate", Initiate);
         app.MapPost("/rest/storage/upload/initiate-multipart", Initiate);
         app.MapPost("/rest/storage/upload/complete-multipart", CompleteMultipart);
-        app.MapPut("/upload/{token}", PutFile);
-        app.MapPut("/upload/{token}/{part:int}", PutPart);
-        app.MapPost("/upload/{token}/complete", CompleteFromUploadUrl);
-        app.MapGet("/files/{**name}", GetFile);
+        // fal's signed upload URLs and CDN answer browsers on any origin: a page's storage.upload PUTs the file straight there.
+        app.MapPut("/upload/{token}", PutFile).RequireCors(AnyOrigin);
+        app.MapPut("/upload/{token}/{part:int}", PutPart).RequireCors(AnyOrigin);
+        app.MapPost("/upload/{token}/complete", CompleteFromUploadUrl).RequireCors(AnyOrigin);
+        app.MapGet("/files/{**name}", GetFile).RequireCors(AnyOrigin);
         return app;
     }
+
+    private static void AnyOrigin(Microsoft.AspNetCore.Cors.Infrastructure.CorsPolicyBuilder policy) =>
+        policy.AllowAnyOrigin().AllowAnyMethod().AllowAnyHeader();
 
     private static async Task<IResult> Initiate(HttpContext context, EmulatorServices s)
     {

@@ -407,8 +407,8 @@ internal sealed class InMemoryLimitStore : ILimitStore
 
     private static string DayKey(LimitWindows windows, string counter) => $"{counter}:{windows.Client}:{windows.Day}";
 
-    // The user part is escaped, so no user id can pass for another client's or user's counter.
-    private static string UserMinuteKey(LimitWindows windows) => $"rpm:{windows.Client}/{Uri.EscapeDataString(windows.User!)}:{windows.Minute}";
+    // Client names hold no colon (it separates configuration sections) and the user part is escaped: no owner can pass for another.
+    private static string UserMinuteKey(LimitWindows windows) => $"rpm:{windows.Client}:user:{Uri.EscapeDataString(windows.User!)}:{windows.Minute}";
 
-    private static string UserDayKey(LimitWindows windows, string counter) => $"{counter}:{windows.Client}/{Uri.EscapeDataString(windows.User!)}:{windows.Day}";
+    private static string UserDayKey(LimitWindows windows, string counter) => $"{counter}:{windows.Client}:user:{Uri.EscapeDataString(windows.User!)}:{windows.Day}";
 }

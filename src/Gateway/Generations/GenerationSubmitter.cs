@@ -34,7 +34,7 @@ internal sealed partial class GenerationSubmitter(
             throw new StoreUnavailableException("The gateway's store (Redis) is not reachable, so no job was submitted.", beforeSubmit: true);
         }
 
-        var input = JsonSerializer.SerializeToUtf8Bytes(request.ToFalInput(), FalInputJsonContext.Default.FalImageInput);
+        var input = JsonSerializer.SerializeToUtf8Bytes(request.ToFalInput(), FalInputJsonContext.Wire.FalImageInput);
 
         // Once the bytes may have left, nothing cancels or repeats the submit: fal would bill a second job.
         var submitted = await fal.SubmitAsync(endpointId, input, WebhookUrl, CancellationToken.None);

@@ -61,9 +61,11 @@ internal static class HostingExtensions
 
         builder.Services.AddSingleton<GracefulShutdown>();
         builder.Services.AddHostedService(services => services.GetRequiredService<GracefulShutdown>());
+        builder.Services.AddHostedService<IdleMemoryTrimmer>();
         builder.Services.AddHealthChecks().AddCheck<GracefulShutdown>("draining", tags: ["ready"]);
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<GatewayOptions>>((host, gateway) => host.ShutdownTimeout = gateway.Value.ShutdownTimeout);
         builder.AddGatewayObservability();
+        builder.AddBrowserCors();
         builder.AddGatewayOpenApi();
         return builder;
     }
@@ -83,6 +85,9 @@ internal static class HostingExtensions
         // Inside request logging, so the logged status is the one the client got.
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+
+        // Before authentication: a preflight carries no credentials and is answered here.
+        app.UseCors();
         return app;
     }
 

@@ -22,14 +22,15 @@ internal static class OpenApiExtensions
                 Title = "MAI-Image-2.5 gateway",
                 Version = "v1",
                 Description = "Generate and edit images with fal's microsoft/mai-image-2.5 without holding the FAL key. "
-                    + "Authenticate with your client key (Authorize button): `Authorization: Bearer <key>` or `X-Api-Key: <key>`. "
+                    + "Authenticate with your client key (Authorize button): `Authorization: Bearer <key>` or `X-Api-Key: <key>`; "
+                    + "a browser frontend sends its signed-in user's OIDC access token as `Authorization: Bearer <JWT>` instead. "
                     + "In Development the local key is `dev-local-key`.",
             });
             options.AddSecurityDefinition("Bearer", new OpenApiSecurityScheme
             {
                 Type = SecuritySchemeType.Http,
                 Scheme = "bearer",
-                Description = "Your client key, sent as `Authorization: Bearer <key>`.",
+                Description = "Your client key, or a signed-in user's OIDC access token, sent as `Authorization: Bearer <value>`.",
             });
             options.AddSecurityDefinition("ApiKey", new OpenApiSecurityScheme
             {

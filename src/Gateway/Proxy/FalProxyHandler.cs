@@ -83,7 +83,7 @@ internal sealed partial class FalProxyHandler(
         }
 
         // Only the validated input goes to fal, re-serialised: nothing the validation did not see can ride along.
-        var body = JsonSerializer.SerializeToUtf8Bytes(request.ToFalInput(), FalInputJsonContext.Default.FalImageInput);
+        var body = JsonSerializer.SerializeToUtf8Bytes(request.ToFalInput(), FalInputJsonContext.Wire.FalImageInput);
         context.Request.Body = new MemoryStream(body);
         context.Request.ContentLength = body.Length;
         context.Request.ContentType = "application/json";

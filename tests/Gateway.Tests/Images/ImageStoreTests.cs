@@ -175,19 +175,19 @@ public abstract class ImageStoreTests(RedisServer redis)
     }
 
     /// <summary>
-    /// tests/ImageBrowser: a page on its own loopback origin with one <c>&lt;img&gt;</c> per URL, in headless Chromium; for
+    /// tests/Browser/images.mjs: a page on its own loopback origin with one <c>&lt;img&gt;</c> per URL, in headless Chromium; for
     /// each image whether it loaded, its size and the status the browser got.
     /// </summary>
     internal static async Task<JsonNode> ImagesInChromiumAsync(Dictionary<string, string> urls)
     {
         const string Chromium = "/usr/bin/chromium";
         Assert.True(File.Exists(Chromium), $"{Chromium} is missing; install Debian's Chromium: apt-get install -y chromium");
-        var folder = await NodeTools.InstalledFolderAsync("ImageBrowser", Path.Combine("playwright-core", "package.json"));
-        var (exit, output) = await NodeTools.RunAsync("node", ["images.mjs"], folder, TimeSpan.FromMinutes(2), new Dictionary<string, string?>
+        var folder = await NodeTools.InstalledFolderAsync("Browser", Path.Combine("playwright-core", "package.json"));
+        var (exit, output) = await NodeTools.RunAsync("node", ["images.mjs"], folder, new Dictionary<string, string?>
         {
             ["IMAGE_URLS"] = System.Text.Json.JsonSerializer.Serialize(urls),
             ["CHROMIUM"] = Chromium,
-        });
+        }, TimeSpan.FromMinutes(2));
         Assert.True(exit == 0, $"the browser page failed ({exit}):\n{output}");
         return JsonNode.Parse(output.Trim().Split('\n')[^1])!;
     }

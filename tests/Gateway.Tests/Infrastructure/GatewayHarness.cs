@@ -49,6 +49,9 @@ public sealed class GatewayHarness : IAsyncDisposable
     /// <summary>Every replica's services, in the order they were added.</summary>
     public IReadOnlyList<IServiceProvider> ReplicaServices => [.. _gateways.Select(g => g.Services)];
 
+    /// <summary>The gateways' environment: Testing unless a test needs Development's own rules.</summary>
+    public string Environment { get; private init; } = "Testing";
+
     public static string Sha256(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 
     public static async Task<GatewayHarness> StartAsync(
@@ -57,7 +60,8 @@ public sealed class GatewayHarness : IAsyncDisposable
         IReadOnlyDictionary<string, string?>? settings = null,
         int replicas = 1,
         bool webhooks = false,
-        Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null)
+        Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null,
+        string environment = "Testing")
     {
         var falKey = "fal-key-" + Guid.NewGuid().ToString("N") + ":SECRETPART";
         var emulatorOptions = new FalEmulatorOptions
@@ -72,6 +76,7 @@ public sealed class GatewayHarness : IAsyncDisposable
         var harness = new GatewayHarness(await FalEmulatorHost.StartAsync(emulatorOptions), falKey)
         {
             RedisConnectionString = redis?.IsolatedConnectionString(),
+            Environment = environment,
         };
         if (webhooks)
         {
@@ -107,6 +112,7 @@ public sealed class GatewayHarness : IAsyncDisposable
             ["Clients:beta:KeySha256"] = Sha256(BetaKey),
             ["Gateway:PublicBaseUrl"] = _publicBaseUrl ?? "",
             ["Gateway:ShutdownDrainDelay"] = "00:00:00", // the draining test sets its own
+            ["Fal:UseEmulator"] = "false", // the harness's own stand-in, also in Development
             ["Serilog:MinimumLevel:Default"] = "Debug",
             ["Serilog:ConsoleMinimumLevel"] = "Fatal",
             // Tests share one Redis and run in parallel: limits stay out of the way unless a test sets them.
@@ -119,7 +125,7 @@ public sealed class GatewayHarness : IAsyncDisposable
             all[key] = value;
         }
 
-        var gateway = new GatewayApplication(all, _logs, services: services);
+        var gateway = new GatewayApplication(all, _logs, Environment, services);
         _gateways.Add(gateway);
         var url = gateway.Start(_gateways.Count == 1 ? _webhookPort : 0);
         gateway.ClientOptions.BaseAddress = url;
