@@ -15,12 +15,12 @@ public sealed partial class KubernetesManifestTests
         "Gateway__PublicBaseUrl",
     };
 
-    private static readonly string[] FrameworkPrefixes = ["Serilog__", "ASPNETCORE_", "DOTNET_"];
+    private static readonly string[] FrameworkPrefixes = ["Serilog__", "ASPNETCORE_", "DOTNET_", "OTEL_"];
 
     [GeneratedRegex(@"^Clients__[A-Za-z0-9_-]+__(RequestsPerMinute|ImagesPerDay)$")]
     private static partial Regex ClientLimitSetting();
 
-    [GeneratedRegex(@"^(Fal__Key|FAL_KEY|FAL_KEY_ID|FAL_KEY_SECRET|ConnectionStrings__Redis)$|KeySha256$")]
+    [GeneratedRegex(@"^(Fal__Key|FAL_KEY|FAL_KEY_ID|FAL_KEY_SECRET|ConnectionStrings__Redis)$|KeySha256$|KeySha256s__")]
     private static partial Regex SecretSetting();
 
     [Fact]
@@ -153,7 +153,7 @@ public sealed partial class KubernetesManifestTests
 
     [Theory]
     [MemberData(nameof(Overlays))]
-    public void Deployment_RequiresFalKeyAndRedisFromTheSecretAndImportsClientKeys(string overlay)
+    public void Deployment_RequiresFalKeyAndRedisFromTheSecret_AndMountsItAsWatchedKeyFiles(string overlay)
     {
         var o = RenderedOverlay.Of(overlay);
         var env = o.Container["env"].Objects().ToDictionary(e => e["name"].Text() ?? "");
@@ -165,8 +165,18 @@ public sealed partial class KubernetesManifestTests
             Assert.True((bool?)reference["optional"] != true, $"{overlay}: {required} must not be optional; 3 replicas need Redis and fal needs the key.");
         }
 
+        // Client keys are read from the mounted Secret (Gateway__SecretsPath), which the kubelet updates in place; as
+        // variables (envFrom) they would be fixed at the pod's start, and a removed key would stay valid until a restart.
         var fromSecret = o.Container["envFrom"].Objects().Any(e => e["secretRef"]?["name"].Text() == RenderedOverlay.SecretName);
-        Assert.True(fromSecret, $"{overlay}: envFrom should import {RenderedOverlay.SecretName} for the Clients__{{name}}__KeySha256 settings.");
+        Assert.False(fromSecret, $"{overlay}: envFrom imports {RenderedOverlay.SecretName}; client keys must come from the mounted files, not variables fixed at start.");
+        var secretsPath = env.GetValueOrDefault("Gateway__SecretsPath")?["value"].Text();
+        Assert.False(string.IsNullOrEmpty(secretsPath), $"{overlay}: Gateway__SecretsPath is not set; the gateway would not read the mounted Secret.");
+        var volume = o.PodSpec["volumes"].Objects().FirstOrDefault(v => v["secret"]?["secretName"].Text() == RenderedOverlay.SecretName);
+        Assert.True(volume is not null, $"{overlay}: no volume holds the Secret {RenderedOverlay.SecretName}.");
+        var mount = o.Container["volumeMounts"].Objects().FirstOrDefault(m => m["name"].Text() == volume["name"].Text());
+        Assert.True(mount is not null && mount["mountPath"].Text() == secretsPath, $"{overlay}: the Secret volume is mounted at {mount?["mountPath"].Text() ?? "nowhere"}, Gateway__SecretsPath is {secretsPath}.");
+        Assert.True(mount!["subPath"] is null, $"{overlay}: the Secret is mounted with subPath, which never receives the Secret's updates.");
+        Assert.True((bool?)mount["readOnly"] == true, $"{overlay}: the Secret volume should be mounted read-only.");
     }
 
     [Theory]
@@ -191,7 +201,7 @@ public sealed partial class KubernetesManifestTests
 
     [Theory]
     [MemberData(nameof(Overlays))]
-    public void PublicBaseUrl_IsTheHttpsHostOfTheWebhookIngress(string overlay)
+    public void PublicBaseUrl_IsTheHttpsHostOfThePublicRoute(string overlay)
     {
         var o = RenderedOverlay.Of(overlay);
         var publicBaseUrl = o.OfKind("ConfigMap").Select(c => c["data"]?["Gateway__PublicBaseUrl"].Text()).OfType<string>().Single();
@@ -199,7 +209,17 @@ public sealed partial class KubernetesManifestTests
             $"{overlay}: Gateway__PublicBaseUrl '{publicBaseUrl}' should be an absolute https URL.");
         Assert.True(uri.AbsolutePath == "/", $"{overlay}: Gateway__PublicBaseUrl '{publicBaseUrl}' should have no path; the webhook route is appended to it.");
 
-        var ingress = o.Single("Ingress")["spec"]!;
+        var routes = o.OfKind("Ingress").Concat(o.OfKind("HTTPRoute")).ToList();
+        Assert.True(routes.Count == 1, $"{overlay}: there should be exactly one public route (an Ingress or an HTTPRoute), found {routes.Count}.");
+        if (routes[0]["kind"].Text() == "HTTPRoute")
+        {
+            // TLS is the platform's Gateway listener's; the route names the host.
+            var names = routes[0]["spec"]!["hostnames"]!.AsArray().Select(h => h.Text()).ToList();
+            Assert.True(names.Count > 0 && names.All(h => h == uri.Host), $"{overlay}: fal is told to call {uri.Host} but the HTTPRoute serves [{string.Join(", ", names)}].");
+            return;
+        }
+
+        var ingress = routes[0]["spec"]!;
         var hosts = ingress["rules"].Objects().Select(r => r["host"].Text()).ToList();
         Assert.True(hosts.All(h => h == uri.Host), $"{overlay}: fal is told to call {uri.Host} but the Ingress serves [{string.Join(", ", hosts)}].");
         var tlsHosts = ingress["tls"].Objects().SelectMany(t => t["hosts"]!.AsArray().Select(h => h.Text())).ToList();
@@ -231,6 +251,56 @@ public sealed partial class KubernetesManifestTests
                         || (long?)p["port"] == (long?)port["number"] && port["number"] is not null),
                     $"{overlay}: Ingress {name} targets service port {port.ToJsonString()}, which the Service does not declare.");
             }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Overlays))]
+    public void HttpRoute_ExposesOnlyPostToTheFalWebhookRoute(string overlay)
+    {
+        var o = RenderedOverlay.Of(overlay);
+        var service = o.Single("Service");
+        var servicePorts = service["spec"]!["ports"].Objects().Select(p => (long?)p["port"]).ToList();
+        foreach (var route in o.OfKind("HTTPRoute"))
+        {
+            var name = route["metadata"]!["name"].Text();
+            Assert.Equal("gateway.networking.k8s.io/v1", route["apiVersion"].Text());
+            Assert.True(route["spec"]!["parentRefs"].Objects().Any(), $"{overlay}: HTTPRoute {name} attaches to no Gateway.");
+            var rules = route["spec"]!["rules"].Objects().ToList();
+            Assert.True(rules.Count > 0, $"{overlay}: HTTPRoute {name} has no rules.");
+            foreach (var rule in rules)
+            {
+                var matches = rule["matches"].Objects().ToList();
+                Assert.True(matches.Count > 0, $"{overlay}: HTTPRoute {name} has a rule without matches, which matches every path.");
+                foreach (var match in matches)
+                {
+                    Assert.True(match["path"]?["type"].Text() == "Exact" && match["path"]?["value"].Text() == "/v1/webhooks/fal" && match["method"].Text() == "POST",
+                        $"{overlay}: HTTPRoute {name} publishes {match.ToJsonString()}; only POST Exact /v1/webhooks/fal may be public.");
+                }
+
+                foreach (var backend in rule["backendRefs"].Objects())
+                {
+                    Assert.Equal(service["metadata"]!["name"].Text(), backend["name"].Text());
+                    Assert.True(servicePorts.Contains((long?)backend["port"]), $"{overlay}: HTTPRoute {name} targets port {backend["port"].Text()}, which the Service does not declare.");
+                }
+            }
+        }
+    }
+
+    /// <summary>The ingress must let through every webhook body the gateway itself accepts (README: Webhooks__MaxBodyBytes).</summary>
+    [Theory]
+    [MemberData(nameof(Overlays))]
+    public void Ingress_AllowsTheWebhookBodiesTheGatewayAccepts(string overlay)
+    {
+        var gatewayLimit = ReadmeDefaultBytes("Webhooks__MaxBodyBytes");
+        foreach (var ingress in RenderedOverlay.Of(overlay).OfKind("Ingress"))
+        {
+            var annotation = ingress["metadata"]?["annotations"]?["nginx.ingress.kubernetes.io/proxy-body-size"].Text();
+            var match = NginxSize().Match(annotation ?? "");
+            Assert.True(match.Success, $"{overlay}: the Ingress sets no proxy-body-size (ingress-nginx's default is 1m, below the gateway's {gatewayLimit} bytes).");
+            var bytes = long.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)
+                * match.Groups[2].Value.ToLowerInvariant() switch { "k" => 1024L, "m" => 1024L * 1024, "g" => 1024L * 1024 * 1024, _ => 1L };
+            Assert.True(bytes >= gatewayLimit, $"{overlay}: the Ingress caps bodies at {annotation} ({bytes} bytes), below Webhooks__MaxBodyBytes ({gatewayLimit}): a large webhook would never reach the gateway.");
         }
     }
 
@@ -284,10 +354,17 @@ public sealed partial class KubernetesManifestTests
         Assert.True(ingressPorts.Count > 0 && ingressPorts.All(p => p == o.HttpContainerPort), $"{overlay}: the NetworkPolicy should admit exactly the http port {o.HttpContainerPort}.");
         Assert.True(spec["ingress"].Objects().All(r => r["from"].Objects().Any()), $"{overlay}: an ingress rule without `from` admits everyone.");
 
-        var egressPorts = spec["egress"].Objects().SelectMany(r => r["ports"].Objects()).Select(p => (long?)p["port"]).ToHashSet();
-        foreach (var needed in new long?[] { 53, 6379, 443 })
+        var egress = spec["egress"].Objects().SelectMany(r => r["ports"].Objects())
+            .Select(p => (From: (long)p["port"]!, To: (long?)p["endPort"] ?? (long)p["port"]!)).ToList();
+        // DNS, fal; Redis in the cluster and managed (Azure Cache TLS, Azure Managed Redis, clustered shard ports); OTLP.
+        foreach (var (needed, why) in new (long, string)[]
         {
-            Assert.True(egressPorts.Contains(needed), $"{overlay}: the NetworkPolicy blocks egress on port {needed} (DNS, Redis and fal need 53, 6379 and 443).");
+            (53, "DNS"), (443, "fal"), (6379, "Redis"), (6380, "Azure Cache for Redis over TLS"), (10000, "Azure Managed Redis"),
+            (8500, "Azure Managed Redis cluster shards"), (13000, "Azure Cache for Redis cluster shards"), (15000, "Azure Cache for Redis cluster shards over TLS"),
+            (4317, "OTLP gRPC"), (4318, "OTLP HTTP"),
+        })
+        {
+            Assert.True(egress.Any(p => p.From <= needed && needed <= p.To), $"{overlay}: the NetworkPolicy blocks egress on port {needed} ({why}).");
         }
     }
 
@@ -311,6 +388,22 @@ public sealed partial class KubernetesManifestTests
         Assert.True(image.Contains('/', StringComparison.Ordinal), $"{overlay}: image '{image}' names no registry; set it in the overlay's images.");
         Assert.True(tag.Length > 0 && tag != "latest" && !tag.Contains('/', StringComparison.Ordinal), $"{overlay}: image '{image}' should carry an explicit tag other than latest.");
     }
+
+    /// <summary>A size default from README's settings table, e.g. "48 MiB".</summary>
+    private static long ReadmeDefaultBytes(string setting)
+    {
+        var row = Repo.Read("README.md").Split('\n').FirstOrDefault(l => l.StartsWith($"| `{setting}`", StringComparison.Ordinal));
+        Assert.True(row is not null, $"README.md has no settings row for {setting}.");
+        var size = ReadmeSize().Match(row.Split('|', StringSplitOptions.RemoveEmptyEntries)[^1]);
+        Assert.True(size.Success, $"README.md's default for {setting} is not a size in MiB: {row}");
+        return long.Parse(size.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) * 1024 * 1024;
+    }
+
+    [GeneratedRegex(@"^\s*(\d+)\s*([kKmMgG]?)\s*$")]
+    private static partial Regex NginxSize();
+
+    [GeneratedRegex(@"(\d+) MiB")]
+    private static partial Regex ReadmeSize();
 
     private static void AssertHttpProbe(RenderedOverlay o, JsonObject container, string probe, string expectedPath)
     {

@@ -8,10 +8,8 @@ namespace Deploy.Tests;
 internal static class Kustomize
 {
     private const string InstallHint =
-        "kubectl is needed to render deploy/overlays/* and was not found on PATH. " +
-        "On Debian 12 install it with `apt-get install -y kubernetes-client` (Debian's kubectl 1.20, enough " +
-        "for these manifests) or `apt-get install -y kubectl` where the Kubernetes apt repository is " +
-        "configured; or set KUBECTL to a kubectl binary.";
+        "kubectl 1.27 or later is needed to render deploy/overlays/* (they use kustomize components and `patches`) " +
+        "and was not found on PATH; .ci/run installs one when missing. Or set KUBECTL to a kubectl binary.";
 
     private static readonly ConcurrentDictionary<string, Lazy<IReadOnlyList<JsonObject>>> Rendered = new();
 
@@ -55,6 +53,13 @@ internal static class Kustomize
         {
             throw new InvalidOperationException(
                 $"`{kubectl} kustomize {directory}` failed with exit code {process.ExitCode}:\n{stderr.Result}");
+        }
+
+        // A current kubectl warns about fields kustomize deprecated (bases, patchesJson6902, patchesStrategicMerge, …):
+        // an overlay renders with nothing on stderr, so the next kubectl that drops those fields still renders it.
+        if (stderr.Result.Trim() is { Length: > 0 } warnings)
+        {
+            throw new InvalidOperationException($"`{kubectl} kustomize {directory}` printed warnings:\n{warnings}");
         }
 
         return Yaml.LoadDocuments(stdout, $"the rendering of deploy/overlays/{overlay}");

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using FalEmulator;
 using Gateway.Benchmarks;
+using Gateway.Benchmarks.Throughput;
 using Gateway.Tests.Process;
 
 // Two phases, each against the gateway as its own process (so /proc/{pid} measures it alone), a throwaway
@@ -11,10 +12,11 @@ using Gateway.Tests.Process;
 //   latency  webhook-to-client latency and the memory of 1,000 open event streams (about 2 minutes)
 //   memory   RSS idle, under a few thousand mixed requests and for a minute after, once per GC configuration
 //            (chosen and old; memory=all adds the other candidates; memory=NAME,NAME picks some)
-// No argument runs both. Bounded: 3 minutes for latency and 4 per memory configuration.
+//   throughput  the hot paths under wrk beside nginx and a bare minimal API, 3 rounds (=N: N rounds; issue 13; needs nginx and wrk)
+// No argument runs latency and memory. Bounded: 3 minutes for latency, 4 per memory configuration, 5 + 2 per round for throughput.
 if (BenchmarkPhases.Parse(args) is not { } phases)
 {
-    await Console.Error.WriteLineAsync("usage: dotnet run -c Release --project tests/Gateway.Benchmarks -- [latency] [memory[=all|NAME,NAME]]\n"
+    await Console.Error.WriteLineAsync("usage: dotnet run -c Release --project tests/Gateway.Benchmarks -- [latency] [memory[=all|NAME,NAME]] [throughput[=ROUNDS]]\n"
         + "configurations: " + string.Join(", ", GcConfiguration.All.Select(c => $"{c.Name} ({c.Description})")));
     return 64;
 }
@@ -28,31 +30,44 @@ Console.CancelKeyPress += (_, e) =>
 };
 
 var run = new BenchmarkRun(configuration);
-AppDomain.CurrentDomain.ProcessExit += (_, _) => run.Kill();
+var throughput = new ThroughputRun();
+AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+{
+    run.Kill();
+    throughput.Kill();
+};
 try
 {
+    if (phases.Throughput)
+    {
+        await throughput.ExecuteAsync(phases.ThroughputRounds, overall.Token);
+    }
+
     await run.ExecuteAsync(phases, overall.Token);
     return 0;
 }
 catch (OperationCanceledException) when (overall.IsCancellationRequested)
 {
-    await Console.Error.WriteLineAsync($"The benchmark did not finish within {phases.Budget.TotalMinutes:F0} minutes; stopped.\n" + run.GatewayOutput);
+    await Console.Error.WriteLineAsync($"The benchmark did not finish within {phases.Budget.TotalMinutes:F0} minutes; stopped.\n" + run.GatewayOutput + throughput.GatewayOutput);
     return 2;
 }
 catch (InvalidOperationException e)
 {
-    await Console.Error.WriteLineAsync($"The benchmark failed: {e.Message}\n{run.GatewayOutput}");
+    await Console.Error.WriteLineAsync($"The benchmark failed: {e.Message}\n{run.GatewayOutput}{throughput.GatewayOutput}");
     return 1;
 }
 finally
 {
+    await throughput.DisposeAsync();
     await run.DisposeAsync();
 }
 
 /// <summary>What to run, from the command line.</summary>
-internal sealed record BenchmarkPhases(bool Latency, IReadOnlyList<GcConfiguration> Memory)
+internal sealed record BenchmarkPhases(bool Latency, IReadOnlyList<GcConfiguration> Memory, int ThroughputRounds = 0)
 {
-    public TimeSpan Budget => TimeSpan.FromMinutes((Latency ? 3 : 0) + 4 * Memory.Count);
+    public bool Throughput => ThroughputRounds > 0;
+
+    public TimeSpan Budget => TimeSpan.FromMinutes((Latency ? 3 : 0) + 4 * Memory.Count + (Throughput ? 5 + 2 * ThroughputRounds : 0));
 
     public static BenchmarkPhases? Parse(string[] args)
     {
@@ -62,6 +77,7 @@ internal sealed record BenchmarkPhases(bool Latency, IReadOnlyList<GcConfigurati
         }
 
         var latency = false;
+        var throughput = 0;
         var memory = new List<GcConfiguration>();
         foreach (var arg in args)
         {
@@ -69,6 +85,17 @@ internal sealed record BenchmarkPhases(bool Latency, IReadOnlyList<GcConfigurati
             if (name == "latency" && value is null)
             {
                 latency = true;
+            }
+            else if (name == "throughput")
+            {
+                if (value is null)
+                {
+                    throughput = 3;
+                }
+                else if (!int.TryParse(value, out throughput) || throughput is < 1 or > 20)
+                {
+                    return null;
+                }
             }
             else if (name == "memory")
             {
@@ -91,7 +118,7 @@ internal sealed record BenchmarkPhases(bool Latency, IReadOnlyList<GcConfigurati
             }
         }
 
-        return new BenchmarkPhases(latency, memory);
+        return new BenchmarkPhases(latency, memory, throughput);
     }
 }
 
@@ -116,6 +143,11 @@ internal sealed class BenchmarkRun(string configuration) : IAsyncDisposable
 
     public async Task ExecuteAsync(BenchmarkPhases phases, CancellationToken cancellationToken)
     {
+        if (!phases.Latency && phases.Memory.Count == 0)
+        {
+            return;
+        }
+
         _redis = await LocalRedis.StartAsync(cancellationToken);
         _fal = await FalEmulatorHost.StartAsync(new FalEmulatorOptions
         {

@@ -21,20 +21,22 @@ public sealed partial class ObservabilityTests(RedisServer redis)
         {
         }
 
-        // The meter adapter publishes on a short tick: wait for the series to show.
+        // The exporter keeps a scrape for 300 ms: wait for the series to show.
         var first = await ScrapeAsync(anonymous);
-        for (var i = 0; i < 100 && !(RouteSeries().IsMatch(first) && FalSubmitSeries().IsMatch(first) && first.Contains("gateway_cache_lookups", StringComparison.Ordinal)); i++)
+        for (var i = 0; i < 100 && !(RouteSeries().IsMatch(first) && FalSubmitSeries().IsMatch(first) && first.Contains("gateway_cache_lookups_total", StringComparison.Ordinal)); i++)
         {
             await Task.Delay(100, TestContext.Current.CancellationToken);
             first = await ScrapeAsync(anonymous);
         }
 
-        Assert.Contains("# TYPE microsoft_aspnetcore_hosting_http_server_request_duration histogram", first, StringComparison.Ordinal);
-        Assert.True(RouteSeries().IsMatch(first), string.Join("\n", first.Split('\n').Where(l => l.Contains("request_duration_count", StringComparison.Ordinal) || l.StartsWith("gateway_", StringComparison.Ordinal)).Take(30)));
-        Assert.Contains("gateway_fal_call_duration_bucket", first, StringComparison.Ordinal);
+        Assert.Contains("# TYPE http_server_request_duration_seconds histogram", first, StringComparison.Ordinal);
+        Assert.True(RouteSeries().IsMatch(first), string.Join("\n", first.Split('\n').Where(l => l.Contains("request_duration_seconds_count", StringComparison.Ordinal) || l.StartsWith("gateway_", StringComparison.Ordinal)).Take(30)));
+        Assert.Contains("gateway_fal_call_duration_seconds_bucket", first, StringComparison.Ordinal);
         Assert.Matches(FalSubmitSeries(), first);
-        Assert.Contains("gateway_cache_lookups", first, StringComparison.Ordinal);
+        Assert.Contains("# TYPE gateway_cache_lookups_total counter", first, StringComparison.Ordinal);
         Assert.Contains("gateway_generations_in_flight", first, StringComparison.Ordinal);
+        Assert.Contains("# TYPE gateway_client_submits_total counter", first, StringComparison.Ordinal);
+        Assert.DoesNotContain("gateway_gateway_", first, StringComparison.Ordinal);
 
         var before = Count(first);
         await client.SubmitAsync(new { prompt = "again" });
@@ -114,13 +116,13 @@ public sealed partial class ObservabilityTests(RedisServer redis)
     private static double Count(string metrics) => FalSubmitCount().Matches(metrics)
         .Sum(m => double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
 
-    [GeneratedRegex("""microsoft_aspnetcore_hosting_http_server_request_duration_count\{[^}]*http_response_status_code="200",http_route="/v1/generations/\{id\}/status"[^}]*\}""")]
+    [GeneratedRegex("""http_server_request_duration_seconds_count\{[^}]*http_response_status_code="200",http_route="/v1/generations/\{id\}/status"[^}]*\}""")]
     private static partial Regex RouteSeries();
 
-    [GeneratedRegex("""gateway_fal_call_duration_count\{[^}]*operation="submit"[^}]*\} """)]
+    [GeneratedRegex("""gateway_fal_call_duration_seconds_count\{[^}]*operation="submit"[^}]*\} """)]
     private static partial Regex FalSubmitSeries();
 
-    [GeneratedRegex("""gateway_fal_call_duration_count\{[^}]*operation="submit"[^}]*\} ([0-9.e+]+)""")]
+    [GeneratedRegex("""gateway_fal_call_duration_seconds_count\{[^}]*operation="submit"[^}]*\} ([0-9.e+]+)""")]
     private static partial Regex FalSubmitCount();
 
     [GeneratedRegex("^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$")]

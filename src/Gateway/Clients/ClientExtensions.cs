@@ -19,11 +19,14 @@ internal static class ClientExtensions
 
     public static IHostApplicationBuilder AddClientAuthentication(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<ClientsOptions>()
-            .Configure<IConfiguration>((options, configuration) =>
-                configuration.GetSection(ClientsOptions.SectionName).Bind(options.Clients))
-            .ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<ClientsOptions>, ClientsOptionsValidator>();
+        // Read through IOptionsMonitor: the configuration's change token (key files in Gateway__SecretsPath) rebinds
+        // the clients, and ClientsConfiguration keeps the last good ones when a change does not validate.
+        builder.Services.AddOptions<ClientsOptions>().ValidateOnStart();
+        builder.Services.AddSingleton<ClientsOptionsValidator>();
+        builder.Services.AddSingleton<IValidateOptions<ClientsOptions>>(services => services.GetRequiredService<ClientsOptionsValidator>());
+        builder.Services.AddSingleton<IConfigureOptions<ClientsOptions>, ClientsConfiguration>();
+        builder.Services.AddSingleton<IOptionsChangeTokenSource<ClientsOptions>>(
+            new ConfigurationChangeTokenSource<ClientsOptions>(builder.Configuration.GetSection(ClientsOptions.SectionName)));
         builder.Services.AddOptions<DevelopmentClientOptions>().BindConfiguration(DevelopmentClientOptions.SectionName);
         builder.Services.AddValidatedOptions<OidcOptions>(OidcOptions.SectionName);
         builder.Services.AddSingleton<IValidateOptions<OidcOptions>, OidcOptionsValidator>();

@@ -27,7 +27,7 @@ internal sealed partial class ClientLimiter(
     ILimitStore store,
     IGenerationEnds generations,
     IOptionsMonitor<LimitsOptions> limits,
-    IOptions<ClientsOptions> clients,
+    IOptionsMonitor<ClientsOptions> clients,
     ClientMetrics metrics,
     TimeProvider time,
     ILogger<ClientLimiter> logger)
@@ -49,6 +49,7 @@ internal sealed partial class ClientLimiter(
             counts = await Guarded(() => store.TryAcquireAsync(windows, policy, numImages, leaseMember, leaseTtl));
         }
 
+        metrics.Counted(client, windows.Day, policy, counts);
         if (counts.Exceeded != LimitKind.None)
         {
             metrics.Refused(client, counts.Exceeded);
@@ -129,7 +130,7 @@ internal sealed partial class ClientLimiter(
     internal ClientPolicy PolicyFor(string client)
     {
         var defaults = limits.CurrentValue;
-        var own = clients.Value.Clients.GetValueOrDefault(client);
+        var own = clients.CurrentValue.Clients.GetValueOrDefault(client);
         var budget = own?.DailyBudgetUsd ?? defaults.DailyBudgetUsd;
         return new ClientPolicy(
             own?.RequestsPerMinute ?? defaults.RequestsPerMinute,

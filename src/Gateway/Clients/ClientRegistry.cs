@@ -4,35 +4,40 @@ using Microsoft.Extensions.Options;
 
 namespace Gateway.Clients;
 
-/// <summary>Finds the client a presented key belongs to by its SHA-256, compared in constant time.</summary>
+/// <summary>
+/// Finds the client a presented key belongs to by its SHA-256, compared in constant time. Any of a client's key
+/// hashes authenticates it (rotation); the table follows <see cref="IOptionsMonitor{TOptions}"/>, so keys added or
+/// removed at run time (Gateway__SecretsPath) count from the next request on.
+/// </summary>
 internal sealed class ClientRegistry
 {
     public const string DevelopmentClientName = "local";
 
-    private readonly (string Name, byte[] Hash)[] _clients;
-    private readonly Dictionary<string, string> _clientsByApp;
+    private readonly IOptionsMonitor<ClientsOptions> _clients;
+    private readonly byte[]? _developmentHash;
+    private volatile Snapshot _snapshot;
 
-    public ClientRegistry(IOptions<ClientsOptions> clients, IOptions<DevelopmentClientOptions> development, IHostEnvironment environment, ILogger<ClientRegistry> logger)
+    public ClientRegistry(IOptionsMonitor<ClientsOptions> clients, IOptions<DevelopmentClientOptions> development, IHostEnvironment environment, ILogger<ClientRegistry> logger)
     {
-        _clients = clients.Value.Clients
-            .Where(c => c.Value.KeySha256 is not null)
-            .Select(c => (c.Key, Convert.FromHexString(c.Value.KeySha256!)))
-            .ToArray();
-        _clientsByApp = clients.Value.Clients
-            .SelectMany(c => c.Value.AppIds.Select(app => (App: app, Client: c.Key)))
-            .ToDictionary(a => a.App, a => a.Client, StringComparer.Ordinal);
-        if (clients.Value.Clients.Count == 0 && environment.IsDevelopment())
+        _clients = clients;
+        if (environment.IsDevelopment())
+        {
+            _developmentHash = Hash(development.Value.DevelopmentClientKey);
+        }
+
+        _snapshot = Build(clients.CurrentValue);
+        if (_snapshot.UsesDevelopmentKey)
         {
             logger.LogWarning("No clients are configured: Development accepts the documented local key as client '{Client}'.", DevelopmentClientName);
-            _clients = [(DevelopmentClientName, Hash(development.Value.DevelopmentClientKey))];
         }
     }
 
     public string? FindClient(string presentedKey)
     {
+        var snapshot = Current();
         var hash = Hash(presentedKey);
         string? found = null;
-        foreach (var (name, expected) in _clients)
+        foreach (var (name, expected) in snapshot.Entries)
         {
             // Every entry is compared, so the time taken does not tell which (or whether one) matched.
             if (CryptographicOperations.FixedTimeEquals(hash, expected))
@@ -45,7 +50,37 @@ internal sealed class ClientRegistry
     }
 
     /// <summary>The client an identity provider's app acts for (<c>Clients:{name}:AppIds</c>), or null when it is none.</summary>
-    public string? FindClientByApp(string appId) => _clientsByApp.GetValueOrDefault(appId);
+    public string? FindClientByApp(string appId) => Current().ClientsByApp.GetValueOrDefault(appId);
+
+    private Snapshot Current()
+    {
+        var options = _clients.CurrentValue;
+        var snapshot = _snapshot;
+        if (!ReferenceEquals(snapshot.Source, options))
+        {
+            _snapshot = snapshot = Build(options);
+        }
+
+        return snapshot;
+    }
+
+    private Snapshot Build(ClientsOptions options)
+    {
+        (string Name, byte[] Hash)[] entries =
+        [
+            .. options.Clients.SelectMany(c => c.Value.KeyHashes(c.Key).Select(k => (c.Key, Convert.FromHexString(k.Hash!)))),
+        ];
+        var byApp = options.Clients
+            .SelectMany(c => c.Value.AppIds.Select(app => (App: app, Client: c.Key)))
+            .DistinctBy(a => a.App, StringComparer.Ordinal) // the validator refuses an app of two clients; never throw here
+            .ToDictionary(a => a.App, a => a.Client, StringComparer.Ordinal);
+        return options.Clients.Count == 0 && _developmentHash is not null
+            ? new Snapshot(options, [(DevelopmentClientName, _developmentHash)], byApp, UsesDevelopmentKey: true)
+            : new Snapshot(options, entries, byApp, UsesDevelopmentKey: false);
+    }
 
     private static byte[] Hash(string key) => SHA256.HashData(Encoding.UTF8.GetBytes(key));
+
+    private sealed record Snapshot(
+        ClientsOptions Source, (string Name, byte[] Hash)[] Entries, Dictionary<string, string> ClientsByApp, bool UsesDevelopmentKey);
 }

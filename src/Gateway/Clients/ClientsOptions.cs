@@ -9,6 +9,26 @@ public sealed class ClientOptions
     /// <summary>The client's key as lowercase hex SHA-256; the key itself is never configured.</summary>
     public string? KeySha256 { get; set; }
 
+    /// <summary>
+    /// More valid key hashes, by index (<c>Clients__{name}__KeySha256s__{i}</c>): during a rotation the new key and the
+    /// old one both authenticate the client. Kept by index so that a bad entry is named exactly.
+    /// </summary>
+    public Dictionary<string, string?> KeySha256s { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Every configured key hash with the setting it came from.</summary>
+    internal IEnumerable<(string Setting, string? Hash)> KeyHashes(string client)
+    {
+        if (KeySha256 is not null)
+        {
+            yield return ($"Clients__{client}__KeySha256", KeySha256);
+        }
+
+        foreach (var (index, hash) in KeySha256s)
+        {
+            yield return ($"Clients__{client}__KeySha256s__{index}", hash);
+        }
+    }
+
     /// <summary>Overrides <c>Limits:RequestsPerMinute</c> for this client.</summary>
     public int? RequestsPerMinute { get; set; }
 
@@ -54,17 +74,26 @@ internal sealed partial class ClientsOptionsValidator(IHostEnvironment environme
         if (options.Clients.Count == 0 && !environment.IsDevelopment())
         {
             failures.Add("No clients are configured: set Clients__{name}__KeySha256 to the lowercase hex SHA-256 of each client's key "
-                + "(e.g. Clients__web__KeySha256=$(printf %s \"$KEY\" | sha256sum | cut -d' ' -f1)).");
+                + "(e.g. Clients__web__KeySha256=$(printf %s \"$KEY\" | sha256sum | cut -d' ' -f1)), as a variable or as a file in Gateway__SecretsPath.");
         }
 
         var apps = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (client, settings) in options.Clients)
         {
             // A client used only from browsers (access tokens of its apps) needs no key.
-            if (settings.KeySha256 is null ? settings.AppIds.Count == 0 : !Sha256Hex().IsMatch(settings.KeySha256))
+            var hashes = settings.KeyHashes(client).ToList();
+            if (hashes.Count == 0 && settings.AppIds.Count == 0)
             {
-                failures.Add($"Clients__{client}__KeySha256 must be 64 lowercase hex characters (the SHA-256 of the key, not the key)"
-                    + (settings.KeySha256 is null ? $", unless the client is used only with access tokens of its apps (Clients__{client}__AppIds__0)." : "."));
+                failures.Add($"Clients__{client}__KeySha256 must be set (or Clients__{client}__KeySha256s__{{i}}): the client has no key, "
+                    + $"and it is not used only with access tokens of its apps (Clients__{client}__AppIds__0).");
+            }
+
+            foreach (var (setting, hash) in hashes)
+            {
+                if (hash is null || !Sha256Hex().IsMatch(hash))
+                {
+                    failures.Add($"{setting} must be 64 lowercase hex characters (the SHA-256 of the key, not the key).");
+                }
             }
 
             for (var i = 0; i < settings.AppIds.Count; i++)
@@ -113,6 +142,7 @@ internal sealed partial class ClientsOptionsValidator(IHostEnvironment environme
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
-    [GeneratedRegex("^[0-9a-f]{64}$")]
+    // \z, not $: "$" also matches before a final newline, which Convert.FromHexString would then refuse.
+    [GeneratedRegex(@"\A[0-9a-f]{64}\z")]
     private static partial Regex Sha256Hex();
 }

@@ -20,18 +20,19 @@ internal sealed class IdempotentEndpointMetadata
 /// validation error, a limit (429) or a fal failure the key is free again, so a retry is tried afresh,
 /// never answered with a stale refusal.
 /// </summary>
-internal sealed partial class IdempotencyMiddleware(RequestDelegate next)
+/// <remarks>Its services are singletons, taken once here: resolving them per request cost every GET a few DI lookups.</remarks>
+internal sealed partial class IdempotencyMiddleware(
+    RequestDelegate next,
+    IIdempotencyStore store,
+    IOptions<IdempotencyOptions> options,
+    IProblemDetailsService problems,
+    ILogger<IdempotencyMiddleware> logger)
 {
     public const string HeaderName = "Idempotency-Key";
     public const string ReplayedHeaderName = "Idempotent-Replayed";
     private const int MaxKeyLength = 255;
 
-    public async Task InvokeAsync(
-        HttpContext context,
-        IIdempotencyStore store,
-        IOptions<IdempotencyOptions> options,
-        IProblemDetailsService problems,
-        ILogger<IdempotencyMiddleware> logger)
+    public async Task InvokeAsync(HttpContext context)
     {
         if (!HttpMethods.IsPost(context.Request.Method)
             || context.GetEndpoint()?.Metadata.GetMetadata<IdempotentEndpointMetadata>() is null

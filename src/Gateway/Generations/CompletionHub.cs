@@ -8,7 +8,7 @@ namespace Gateway.Generations;
 /// the replica that ends a generation publishes its id on one Redis channel, and each replica holds
 /// one subscription for all its waiters. Without Redis the signal stays in this process.
 /// </summary>
-internal sealed partial class CompletionHub(IServiceProvider services, ILogger<CompletionHub> logger) : IHostedService, IGenerationListener
+internal sealed partial class CompletionHub(IServiceProvider services, GenerationReadCache cache, ILogger<CompletionHub> logger) : IHostedService, IGenerationListener
 {
     private readonly Dictionary<string, Waiters> _waiters = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
@@ -55,6 +55,7 @@ internal sealed partial class CompletionHub(IServiceProvider services, ILogger<C
 
     private void Signal(string id)
     {
+        cache.Ended(id); // before any waiter wakes and reads the record again
         Waiters? waiters;
         lock (_gate)
         {
@@ -100,23 +101,31 @@ internal sealed partial class CompletionHub(IServiceProvider services, ILogger<C
 
     public Task OnSubmittedAsync(GenerationRecord record, CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public async Task OnEndedAsync(GenerationRecord record, CancellationToken cancellationToken)
+    public Task OnEndedAsync(GenerationRecord record, CancellationToken cancellationToken) => PublishAsync(record.Id);
+
+    /// <summary>
+    /// An ended generation's record changed once more (its images were copied into the image store, or given up):
+    /// every replica drops what it kept of it, as for an end.
+    /// </summary>
+    public Task ChangedAfterEndAsync(string id) => PublishAsync(id);
+
+    private async Task PublishAsync(string id)
     {
         if (_subscriber is null)
         {
-            Signal(record.Id);
+            Signal(id);
             return;
         }
 
         try
         {
-            await _subscriber.PublishAsync(RedisKeys.Ended, record.Id);
+            await _subscriber.PublishAsync(RedisKeys.Ended, id);
         }
         catch (Exception e) when (e is RedisException or RedisTimeoutException)
         {
             // Waiters on other replicas still see the end on their next look at the store.
-            LogPublishFailed(logger, record.Id, e);
-            Signal(record.Id);
+            LogPublishFailed(logger, id, e);
+            Signal(id);
         }
     }
 

@@ -12,6 +12,7 @@ namespace Gateway.Generations;
 internal sealed partial class GenerationCompleter(
     FalQueueClient fal,
     IGenerationStore store,
+    GenerationReadCache cache,
     RequestCoalescer coalescer,
     GatewayMetrics metrics,
     IOptions<GenerationOptions> generationOptions,
@@ -95,7 +96,10 @@ internal sealed partial class GenerationCompleter(
         }
     }
 
-    /// <summary>Stores a terminal outcome; the one writer that ends the generation tells the listeners.</summary>
+    /// <summary>
+    /// Stores a terminal outcome; the one writer that ends the generation keeps it in the read cache (so this replica
+    /// never reads it back from Redis) and tells the listeners, whose end signal drops the running record elsewhere.
+    /// </summary>
     private async Task<GenerationRecord> EndAsync(GenerationRecord terminal, StoredResult? result, CancellationToken cancellationToken)
     {
         foreach (var listener in listeners)
@@ -106,6 +110,12 @@ internal sealed partial class GenerationCompleter(
         if (!await store.CompleteAsync(terminal, result, cancellationToken))
         {
             return await store.GetAsync(terminal.Id, cancellationToken) ?? terminal;
+        }
+
+        cache.Remember(terminal);
+        if (result is not null)
+        {
+            cache.RememberResult(terminal, result);
         }
 
         foreach (var listener in listeners)

@@ -119,7 +119,7 @@ internal static class GenerationEndpoints
         GenerationSnapshot snapshot, GenerationService service, GenerationMapper mapper, HttpRequest request, string? location, CancellationToken cancellationToken)
     {
         var id = snapshot.Record.Id;
-        var result = snapshot.Record.Status == GenerationStatus.Completed ? await service.GetResultAsync(id, cancellationToken) : null;
+        var result = snapshot.Record.Status == GenerationStatus.Completed ? await service.GetResultAsync(snapshot.Record, cancellationToken) : null;
         return new GenerationJson(mapper.ToResponse(snapshot.Record, snapshot.Live), result, service.PartsOf(snapshot.Record, request), location);
     }
 
@@ -147,7 +147,7 @@ internal static class GenerationEndpoints
         var owner = user.Owner();
         var entries = await history.ListAsync(owner, after, take + 1);
         var page = entries.Take(take).ToList();
-        var records = await Task.WhenAll(page.Select(e => service.FindAsync(owner, e.Id, cancellationToken)));
+        var records = await Task.WhenAll(page.Select(e => service.FindAsync(owner, e.Id, cancellationToken).AsTask()));
         var items = records.OfType<GenerationRecord>().Select(r => mapper.ToResponse(r, null)).ToList();
         return TypedResults.Ok(new GenerationPage(items, entries.Count > take ? page[^1].Encode() : null));
     }
@@ -216,7 +216,7 @@ internal static class GenerationEndpoints
         switch (snapshot.Record.Status)
         {
             case GenerationStatus.Completed:
-                var result = await service.GetResultAsync(id, cancellationToken);
+                var result = await service.GetResultAsync(snapshot.Record, cancellationToken);
                 return result is null
                     ? GenerationProblems.ResultExpired(id)
                     : new ResultJson(result, service.PartsOf(snapshot.Record, response.HttpContext.Request));

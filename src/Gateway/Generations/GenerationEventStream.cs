@@ -121,7 +121,7 @@ internal sealed class GenerationEventStream(
         var terminal = snapshot.Record;
         var eventName = TerminalId(terminal);
         await Write(response, $"id: {eventName}\nevent: {eventName}\ndata: ", token);
-        var result = terminal.Status == GenerationStatus.Completed ? await service.GetResultAsync(terminal.Id, token) : null;
+        var result = terminal.Status == GenerationStatus.Completed ? await service.GetResultAsync(terminal, token) : null;
         var body = JsonSerializer.SerializeToUtf8Bytes(mapper.ToResponse(terminal, null), GenerationJsonContext.Default.GenerationResponse);
         await using (var data = new SingleLineStream(response.Body))
         {

@@ -13,9 +13,11 @@ internal static class GenerationExtensions
             GenerationJsonContext.Default.GenerateRequest, GenerationJsonContext.Default.EditRequest);
         builder.Services.AddSingleton<RequestCoalescer>();
         builder.Services.AddSingleton<GenerationMapper>();
-        builder.Services.AddScoped<GenerationSubmitter>();
-        builder.Services.AddScoped<GenerationCompleter>();
-        builder.Services.AddScoped<GenerationService>();
+        builder.Services.AddSingleton<GenerationReadCache>();
+        // Stateless, and every dependency a singleton (the fal client too): built once, not on every read's request.
+        builder.Services.AddSingleton<GenerationSubmitter>();
+        builder.Services.AddSingleton<GenerationCompleter>();
+        builder.Services.AddSingleton<GenerationService>();
         builder.Services.AddScoped<GenerationEventStream>();
         builder.Services.AddSingleton<IImageLinks, GatewayImageLinks>();
 

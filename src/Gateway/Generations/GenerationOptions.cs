@@ -31,6 +31,13 @@ public sealed class GenerationOptions : IValidatableObject
     [Range(1024, 512 * 1024 * 1024)]
     public int InlineResultMaxBytes { get; set; } = 256 * 1024;
 
+    /// <summary>
+    /// Memory for the records and small results that reads are answered from without Redis (ended generations,
+    /// and running ones for StatusCacheTtl); least recently used first out. 0 turns the cache off.
+    /// </summary>
+    [Range(0, 1024L * 1024 * 1024)]
+    public long ReadCacheMaxBytes { get; set; } = 16 * 1024 * 1024;
+
     [Range(0, 600)]
     public int MaxWaitSeconds { get; set; } = 60;
 

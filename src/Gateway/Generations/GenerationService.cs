@@ -12,6 +12,7 @@ internal sealed record GenerationSnapshot(GenerationRecord Record, FalStatus? Li
 internal sealed class GenerationService(
     FalQueueClient fal,
     IGenerationStore store,
+    GenerationReadCache cache,
     RequestCoalescer coalescer,
     GenerationCompleter completer,
     CompletionHub hub,
@@ -21,16 +22,40 @@ internal sealed class GenerationService(
     IImageLinks imageLinks,
     TimeProvider time)
 {
-    /// <summary>The caller's generation, or null when it does not exist or belongs to another client, or another user of the client.</summary>
-    public async Task<GenerationRecord?> FindAsync(Owner owner, string id, CancellationToken cancellationToken)
+    /// <summary>
+    /// The caller's generation, or null when it does not exist or belongs to another client, or another user of the client: from the read cache when it
+    /// has ended or was read within StatusCacheTtl (an end on any replica drops the running record), else from the store.
+    /// </summary>
+    public async ValueTask<GenerationRecord?> FindAsync(Owner owner, string id, CancellationToken cancellationToken)
     {
         GatewayMetrics.TagRequestId(id);
-        return await store.GetAsync(id, cancellationToken) is { } record && record.Client == owner.Client && record.User == owner.User ? record : null;
+        var record = cache.Find(id) ?? await LoadAsync(id, cancellationToken);
+        return record is not null && record.Client == owner.Client && record.User == owner.User ? record : null;
     }
 
-    /// <summary>The record as the store has it now (another replica may have ended it).</summary>
-    public async Task<GenerationRecord> ReloadAsync(GenerationRecord record, CancellationToken cancellationToken) =>
-        record.IsTerminal ? record : await store.GetAsync(record.Id, cancellationToken) ?? record;
+    /// <summary>Whether the generation exists and is the caller's; the owner never changes, so a cached record of any age answers.</summary>
+    public async ValueTask<bool> IsOwnedByAsync(Owner owner, string id, CancellationToken cancellationToken)
+    {
+        GatewayMetrics.TagRequestId(id);
+        var record = cache.Find(id, anyAge: true) ?? await LoadAsync(id, cancellationToken);
+        return record is not null && record.Client == owner.Client && record.User == owner.User;
+    }
+
+    /// <summary>The record as the store has it now (another replica may have ended it), or as read within StatusCacheTtl.</summary>
+    public async ValueTask<GenerationRecord> ReloadAsync(GenerationRecord record, CancellationToken cancellationToken) =>
+        record.IsTerminal ? record : cache.Find(record.Id) ?? await LoadAsync(record.Id, cancellationToken) ?? record;
+
+    private async Task<GenerationRecord?> LoadAsync(string id, CancellationToken cancellationToken)
+    {
+        var stamp = cache.Stamp;
+        var record = await store.GetAsync(id, cancellationToken);
+        if (record is not null)
+        {
+            cache.Remember(record, stamp);
+        }
+
+        return record;
+    }
 
     /// <summary>Brings a pending generation up to date with fal (status cached and coalesced per replica).</summary>
     public async Task<GenerationSnapshot> ObserveAsync(GenerationRecord record, bool logs, CancellationToken cancellationToken)
@@ -46,6 +71,7 @@ internal sealed class GenerationService(
         if (status.Status == FalStatus.Completed)
         {
             record = await completer.EnsureCompletedAsync(record, status, cancellationToken);
+            cache.Remember(record); // ended here or, found in the store, on another replica whose signal this one missed
         }
 
         return new GenerationSnapshot(record, status);
@@ -77,10 +103,22 @@ internal sealed class GenerationService(
         }
     }
 
-    public Task<StoredResult?> GetResultAsync(string id, CancellationToken cancellationToken)
+    /// <summary>An ended generation's result: from the read cache when it is small and was seen, else from the store (then kept).</summary>
+    public async ValueTask<StoredResult?> GetResultAsync(GenerationRecord terminal, CancellationToken cancellationToken)
     {
         metrics.CacheLookup("result", hit: true);
-        return store.GetResultAsync(id, cancellationToken);
+        if (cache.FindResult(terminal.Id) is { } cached)
+        {
+            return cached;
+        }
+
+        var result = await store.GetResultAsync(terminal.Id, cancellationToken);
+        if (result is not null)
+        {
+            cache.RememberResult(terminal, result);
+        }
+
+        return result;
     }
 
     public Task<byte[]?> GetBlobAsync(string id, int index, CancellationToken cancellationToken) =>

@@ -19,8 +19,10 @@ internal sealed class RequestCoalescer(TimeProvider time, GatewayMetrics metrics
         public long FreshUntil = long.MaxValue; // a timestamp; MaxValue while running
     }
 
-    // cache: the metrics label for hits and misses, or null not to count.
-    public async Task<T> RunAsync<T>(string key, TimeSpan cacheFor, Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken, string? cache = null)
+    // cache: the metrics label for hits and misses, or null not to count. keep: whether an answer is kept for cacheFor
+    // (one that is not is still shared with the callers already waiting for it, like a failure).
+    public async Task<T> RunAsync<T>(
+        string key, TimeSpan cacheFor, Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken, string? cache = null, Func<T, bool>? keep = null)
     {
         while (true)
         {
@@ -51,19 +53,19 @@ internal sealed class RequestCoalescer(TimeProvider time, GatewayMetrics metrics
                 metrics.CacheLookup(cache, hit: false);
             }
 
-            _ = RunSlotAsync(key, slot, cacheFor, work);
+            _ = RunSlotAsync(key, slot, cacheFor, work, keep);
             return (T)(await slot.Completion.Task.WaitAsync(cancellationToken))!;
         }
     }
 
-    private async Task RunSlotAsync<T>(string key, Slot slot, TimeSpan cacheFor, Func<CancellationToken, Task<T>> work)
+    private async Task RunSlotAsync<T>(string key, Slot slot, TimeSpan cacheFor, Func<CancellationToken, Task<T>> work, Func<T, bool>? keep)
     {
         try
         {
             // The shared work must not die with the first caller's request, nor with a draining replica:
             // it is bounded by the fal client's own timeouts.
             var value = await work(CancellationToken.None);
-            if (cacheFor > TimeSpan.Zero)
+            if (cacheFor > TimeSpan.Zero && (keep is null || keep(value)))
             {
                 Volatile.Write(ref slot.FreshUntil, time.GetTimestamp() + (long)(cacheFor.TotalSeconds * time.TimestampFrequency));
             }

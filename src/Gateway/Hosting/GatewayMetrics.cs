@@ -4,8 +4,10 @@ using System.Diagnostics.Metrics;
 namespace Gateway.Hosting;
 
 /// <summary>
-/// The gateway's own instruments (meter <c>Gateway</c>; on <c>/metrics</c> as <c>gateway_*</c>), exported next to
-/// ASP.NET Core's <c>http.server.request.duration</c> (requests by route and status) and HttpClient's.
+/// The gateway's own instruments (meter <c>Gateway</c>), exported next to ASP.NET Core's
+/// <c>http.server.request.duration</c> (requests by route and status) and HttpClient's. Every name starts with
+/// <c>gateway.</c>: on <c>/metrics</c> they read <c>gateway_*</c>, with the unit and, for counters, <c>_total</c>
+/// appended by the exporter (<c>gateway_fal_call_duration_seconds</c>, <c>gateway_webhooks_rejected_total</c>).
 /// Client names are the only per-client label.
 /// </summary>
 internal sealed class GatewayMetrics
@@ -22,14 +24,13 @@ internal sealed class GatewayMetrics
     public GatewayMetrics(IMeterFactory meters)
     {
         var meter = Meter = meters.Create(MeterName);
-        _falCalls = meter.CreateHistogram<double>("fal.call.duration", "s", "Calls to fal by operation and outcome",
+        _falCalls = meter.CreateHistogram<double>("gateway.fal.call.duration", "s", "Calls to fal by operation and outcome",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
-        _cacheLookups = meter.CreateCounter<long>("cache.lookups", description: "Status and result lookups answered from the cache (hit) or from fal (miss)");
-        _openStreams = meter.CreateUpDownCounter<long>("event_streams.open", description: "Open Server-Sent Event streams on this replica");
-        _webhooksAccepted = meter.CreateCounter<long>("webhooks.accepted", description: "fal webhooks accepted (duplicate=true when the generation had already ended)");
-        _webhooksRejected = meter.CreateCounter<long>("webhooks.rejected", description: "fal webhooks refused, by reason");
-        meter.CreateObservableGauge("generations.in_flight", () => Volatile.Read(ref _inFlight),
-            description: "Accepted generations that have not ended (the reconciler's schedule, shared by all replicas)");
+        _cacheLookups = meter.CreateCounter<long>("gateway.cache.lookups", "{lookup}", "Status and result lookups answered from the cache (hit) or from fal (miss)");
+        _openStreams = meter.CreateUpDownCounter<long>("gateway.event_streams.open", "{stream}", "Open Server-Sent Event streams on this replica");
+        _webhooksAccepted = meter.CreateCounter<long>("gateway.webhooks.accepted", "{webhook}", "fal webhooks accepted (duplicate=true when the generation had already ended)");
+        _webhooksRejected = meter.CreateCounter<long>("gateway.webhooks.rejected", "{webhook}", "fal webhooks refused, by reason");
+        meter.CreateObservableGauge("gateway.generations.in_flight", () => Volatile.Read(ref _inFlight), "{generation}", "Accepted generations that have not ended (the reconciler's schedule, shared by all replicas)");
     }
 
     /// <summary>The one <c>Gateway</c> meter; features add their own instruments to it.</summary>
@@ -52,5 +53,5 @@ internal sealed class GatewayMetrics
     public void GenerationsInFlight(long count) => Volatile.Write(ref _inFlight, count);
 
     /// <summary>Puts fal's request id on the current span, so traces and fal's logs line up.</summary>
-    public static void TagRequestId(string requestId) => Activity.Current?.SetTag("fal.request_id", requestId);
+    public static void TagRequestId(string requestId) => Activity.Current?.SetTag(ObservabilityExtensions.FalRequestIdTag, requestId);
 }

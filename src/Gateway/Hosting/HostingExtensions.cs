@@ -1,6 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.FileProviders;
+using Microsoft.Extensions.FileProviders.Physical;
 using Microsoft.Extensions.Options;
 using Serilog;
 using Serilog.Formatting.Compact;
@@ -12,6 +14,8 @@ internal static class HostingExtensions
     /// <summary>Logging, JSON, problem details, validation, health and OpenAPI: what every feature leans on.</summary>
     public static IHostApplicationBuilder AddGatewayHosting(this IHostApplicationBuilder builder)
     {
+        builder.AddSecretFiles();
+        builder.Services.AddValidatedOptions<SecretFilesOptions>(SecretFilesOptions.SectionName);
         builder.Services.AddValidatedOptions<GatewayOptions>(GatewayOptions.SectionName);
         builder.Services.AddSingleton(TimeProvider.System);
 
@@ -26,15 +30,23 @@ internal static class HostingExtensions
         builder.Services.AddSerilog((services, logger) =>
         {
             logger.ReadFrom.Configuration(builder.Configuration).ReadFrom.Services(services).Enrich.FromLogContext();
-            if (development)
+            // The console is written by one background thread, not under the console's lock on every request's thread.
+            // A full buffer (10,000 events) makes writers wait rather than drop lines: every request keeps its line.
+            logger.WriteTo.Async(console =>
             {
-                logger.WriteTo.Console(consoleLevel, "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}");
-            }
-            else
-            {
-                logger.WriteTo.Console(new RenderedCompactJsonFormatter(), consoleLevel);
-            }
+                if (development)
+                {
+                    console.Console(consoleLevel, "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}");
+                }
+                else
+                {
+                    console.Console(new RenderedCompactJsonFormatter(), consoleLevel);
+                }
+            }, blockWhenFull: true);
         }, preserveStaticLogger: true); // each host logs through its own logger, never a process-wide one
+        var serilogFactory = builder.Services.Last(d => d.ServiceType == typeof(ILoggerFactory));
+        builder.Services.Remove(serilogFactory);
+        builder.Services.AddSingleton<ILoggerFactory>(services => new CachingLoggerFactory((ILoggerFactory)serilogFactory.ImplementationFactory!(services)));
 
         // Every factory client, also those a feature registers later, logs through the header-free logger and no
         // other: no request header (the FAL key is one) can reach a log at any level.
@@ -68,6 +80,30 @@ internal static class HostingExtensions
         builder.AddBrowserCors();
         builder.AddGatewayOpenApi();
         return builder;
+    }
+
+    /// <summary>
+    /// <c>Gateway__SecretsPath</c>: a directory with one setting per file, the file name being the setting's name
+    /// (<c>Clients__acme__KeySha256</c>), as a Kubernetes Secret volume lays it out. Read first, so every feature sees
+    /// it, over the environment; watched, so that key files added or removed count within seconds (client keys are
+    /// read through IOptionsMonitor). A directory that does not exist is refused by <see cref="SecretFilesOptions"/>.
+    /// </summary>
+    private static void AddSecretFiles(this IHostApplicationBuilder builder)
+    {
+        var path = builder.Configuration[$"{SecretFilesOptions.SectionName}:{nameof(SecretFilesOptions.SecretsPath)}"];
+        if (string.IsNullOrWhiteSpace(path) || !Directory.Exists(path))
+        {
+            return;
+        }
+
+        builder.Configuration.AddKeyPerFile(source =>
+        {
+            // No exclusion filters: a Secret volume changes a value by swapping its "..data" link, and the default
+            // filters (dot-prefixed names excluded) would not report that. The "..*" entries are not settings.
+            source.FileProvider = new PhysicalFileProvider(Path.GetFullPath(path), ExclusionFilters.None);
+            source.IgnoreCondition = name => name.StartsWith('.');
+            source.ReloadOnChange = true;
+        });
     }
 
     public static WebApplication UseGatewayHosting(this WebApplication app)

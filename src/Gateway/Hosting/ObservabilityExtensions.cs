@@ -1,32 +1,46 @@
+using System.Diagnostics.Metrics;
+using Gateway.Storage;
+using OpenTelemetry;
 using OpenTelemetry.Instrumentation.AspNetCore;
+using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
-using Prometheus;
 
 namespace Gateway.Hosting;
 
-/// <summary>Prometheus metrics on <c>/metrics</c> and OpenTelemetry traces (OTLP when configured).</summary>
+/// <summary>
+/// Metrics on <c>/metrics</c> (Prometheus, named by OpenTelemetry's rules) and traces, both through OpenTelemetry, and
+/// over OTLP when the standard <c>OTEL_EXPORTER_OTLP_*</c> variables say where: the SDK reads them (endpoint,
+/// protocol, headers, timeouts, <c>OTEL_SERVICE_NAME</c>, <c>OTEL_RESOURCE_ATTRIBUTES</c>, <c>OTEL_BSP_*</c>,
+/// <c>OTEL_METRIC_EXPORT_INTERVAL</c>), the gateway only decides whether a signal has somewhere to go.
+/// </summary>
 internal static class ObservabilityExtensions
 {
-    private static int _adapterConfigured;
+    /// <summary><c>service.name</c> unless <c>OTEL_SERVICE_NAME</c> or <c>OTEL_RESOURCE_ATTRIBUTES</c> names another.</summary>
+    public const string ServiceName = "mai-image-gateway";
+
+    /// <summary>The span attribute that joins the gateway's traces to fal's logs.</summary>
+    public const string FalRequestIdTag = "fal.request_id";
+
+    /// <summary>fal names the job its answer is about in this header (docs/fal-upstream.md).</summary>
+    private const string FalRequestIdHeader = "x-fal-request-id";
+
+    /// <summary>The job a call to fal is about, when the caller knows it before fal answers (status, result, cancel).</summary>
+    public static readonly HttpRequestOptionsKey<string> FalRequestId = new(FalRequestIdTag);
+
+    /// <summary>The meters exported: ours, requests, Kestrel, outgoing HTTP (fal) and the runtime; not every internal one.</summary>
+    private static readonly string[] Meters =
+        [GatewayMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "System.Net.Http", "System.Runtime"];
+
+    /// <summary>Any of these set turns OTLP export on; the SDK then reads them (and the rest of <c>OTEL_EXPORTER_OTLP_*</c>) itself.</summary>
+    private static readonly string[] OtlpEndpoints =
+        ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"];
 
     public static IHostApplicationBuilder AddGatewayObservability(this IHostApplicationBuilder builder)
     {
         builder.Services.AddMetrics();
         builder.Services.AddSingleton<GatewayMetrics>();
 
-        // Export the meters that describe the gateway (ours, requests, Kestrel, fal calls, the runtime), not
-        // every internal one; and start listening now, not at the first scrape, so nothing is missed.
-        // prometheus-net's registry is process-wide: configure its adapter once, not once per host.
-        if (Interlocked.Exchange(ref _adapterConfigured, 1) == 0)
-        {
-            Metrics.ConfigureMeterAdapter(adapter => adapter.InstrumentFilterPredicate = instrument =>
-                instrument.Meter.Name is GatewayMetrics.MeterName or "Microsoft.AspNetCore.Hosting" or "Microsoft.AspNetCore.Server.Kestrel"
-                    or "System.Net.Http" or "System.Runtime");
-        }
-
-        // traceparent reaches fal through the HttpClient instrumentation; spans leave only when an
-        // OTLP endpoint is configured (OTEL_EXPORTER_OTLP_ENDPOINT, the standard variable).
         builder.Services.AddOptions<AspNetCoreTraceInstrumentationOptions>().Configure<SecretQueryParameters>((options, secrets) =>
             options.EnrichWithHttpRequest = (activity, _) =>
             {
@@ -36,28 +50,73 @@ internal static class ObservabilityExtensions
                     activity.SetTag("url.query", secrets.Redact(query));
                 }
             });
-        var tracing = builder.Services.AddOpenTelemetry()
-            .ConfigureResource(resource => resource.AddService("mai-image-gateway"))
+        var otlp = OtlpEndpoints.Any(name => !string.IsNullOrWhiteSpace(builder.Configuration[name]));
+        // Redis commands are profiled to become spans: worth it only when the spans go somewhere.
+        var redisSpans = otlp && builder.UsesRedis();
+        var telemetry = builder.Services.AddOpenTelemetry()
+            // The environment detector again after the default name, so that the operator's variables win over it.
+            .ConfigureResource(resource => resource
+                .AddService(ServiceName, serviceVersion: typeof(ObservabilityExtensions).Assembly.GetName().Version?.ToString())
+                .AddEnvironmentVariableDetector())
+            .WithMetrics(metrics => metrics.AddMeter(Meters).AddPrometheusExporter())
             .WithTracing(traces =>
             {
-                traces.AddAspNetCoreInstrumentation(options => options.Filter = context => !context.Request.Path.StartsWithSegments("/health"))
-                    .AddHttpClientInstrumentation();
-                if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+                // Scrapes and probes come every few seconds from the cluster, not from users: no spans for them.
+                traces.AddAspNetCoreInstrumentation(options => options.Filter = context => !IsOperatorRoute(context.Request.Path))
+                    .AddHttpClientInstrumentation(options =>
+                    {
+                        options.EnrichWithHttpRequestMessage = (activity, request) =>
+                        {
+                            if (request.Options.TryGetValue(FalRequestId, out var requestId))
+                            {
+                                activity.SetTag(FalRequestIdTag, requestId);
+                            }
+                        };
+                        options.EnrichWithHttpResponseMessage = (activity, response) =>
+                        {
+                            if (response.Headers.TryGetValues(FalRequestIdHeader, out var values) && values.FirstOrDefault() is { Length: > 0 } requestId)
+                            {
+                                activity.SetTag(FalRequestIdTag, requestId);
+                            }
+                        };
+                    });
+                if (redisSpans)
                 {
-                    traces.AddOtlpExporter();
+                    // Commands inside a request or a call to fal; not the replica's own PING every 250 ms and the
+                    // reconciler's idle look at its schedule, which would bury every trace under root spans.
+                    traces.AddRedisInstrumentation(options => options.Filter = command => command.ParentActivity is not null);
                 }
             });
+        builder.Services.ConfigureOpenTelemetryMeterProvider((services, metrics) =>
+            metrics.AddView(OnlyMetersOf(services.GetRequiredService<IMeterFactory>())));
+
+        // The SDK's own OTLP set-up for every signal: the one that reads the per-signal variables too (AddOtlpExporter
+        // reads only OTEL_EXPORTER_OTLP_ENDPOINT). Only when the operator named an endpoint: the default one
+        // (localhost:4317) would fail every few seconds in a pod without a collector beside it.
+        if (otlp)
+        {
+            telemetry.UseOtlpExporter();
+        }
+
         return builder;
     }
 
     /// <summary><c>/metrics</c> in Prometheus text format; only the webhook route is exposed publicly (see deploy/).</summary>
     public static WebApplication MapGatewayMetrics(this WebApplication app)
     {
-        app.MapMetrics("/metrics").ExcludeFromDescription();
-
-        // prometheus-net connects its meter adapter on the first collection; do one now, so the
-        // requests and fal calls before the first scrape are counted too.
-        app.Lifetime.ApplicationStarted.Register(() => _ = Metrics.DefaultRegistry.CollectAndExportAsTextAsync(Stream.Null));
+        app.MapPrometheusScrapingEndpoint("/metrics").ExcludeFromDescription();
         return app;
     }
+
+    private static bool IsOperatorRoute(PathString path) =>
+        path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics");
+
+    private static bool IsSet(IConfiguration configuration, string name) => !string.IsNullOrWhiteSpace(configuration[name]);
+
+    /// <summary>
+    /// A meter made by another host's <see cref="IMeterFactory"/> (tests run several gateways in one process) is not
+    /// this host's: left in, its instruments would take the names of this host's own and hide them.
+    /// </summary>
+    private static Func<Instrument, MetricStreamConfiguration?> OnlyMetersOf(IMeterFactory factory) =>
+        instrument => instrument.Meter.Scope is IMeterFactory other && other != factory ? MetricStreamConfiguration.Drop : null;
 }

@@ -18,6 +18,7 @@ internal sealed partial class ImageCopier(
     IGenerationStore generations,
     IImageCopySchedule schedule,
     IImageStore images,
+    CompletionHub hub,
     IOptions<ImagesOptions> options,
     ImageMetrics metrics,
     TimeProvider time,
@@ -162,6 +163,7 @@ internal sealed partial class ImageCopier(
             await generations.UpdateEndedAsync(id,
                 r => r.ImageCopy == ImageCopyState.Pending ? r with { ImageCopy = ImageCopyState.Stored, StoredImages = stored } : null,
                 linked, freedBlobs, CancellationToken.None);
+            await hub.ChangedAfterEndAsync(id); // replicas that kept the record with fal's URLs read it again
             await schedule.RemoveAsync(id);
             metrics.Copy("stored");
             LogStored(logger, id, stored.Count, stored.Sum(i => i.Length), record.ImageCopyAttempts + 1);
@@ -222,6 +224,7 @@ internal sealed partial class ImageCopier(
         await generations.UpdateEndedAsync(record.Id,
             r => r.ImageCopy == ImageCopyState.Pending ? r with { ImageCopy = ImageCopyState.Failed, ImageCopyAttempts = attempts } : null,
             null, [], CancellationToken.None);
+        await hub.ChangedAfterEndAsync(record.Id);
         await schedule.RemoveAsync(record.Id);
         metrics.Copy("failed");
         LogGivenUp(logger, failure, record.Id, attempts);

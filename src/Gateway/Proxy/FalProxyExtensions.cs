@@ -36,6 +36,7 @@ internal static class FalProxyExtensions
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<FalProxyInvoker>();
         builder.Services.AddScoped<ProxySubmitValidator>();
+        builder.Services.AddSingleton<ProxyStatusCoalescer>();
         builder.Services.AddScoped<FalProxyHandler>();
         return builder;
     }

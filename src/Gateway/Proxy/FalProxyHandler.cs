@@ -16,6 +16,7 @@ internal sealed partial class FalProxyHandler(
     GenerationService generations,
     GenerationSubmitter submitter,
     ProxySubmitValidator validator,
+    ProxyStatusCoalescer statuses,
     ClientLimiter limiter,
     IOptions<FalOptions> falOptions,
     IOptions<FalProxyOptions> proxyOptions,
@@ -91,26 +92,34 @@ internal sealed partial class FalProxyHandler(
     }
 
     /// <summary>
-    /// A read of one request: 404 when it is not the caller's; a completed result from the store. False when fal
-    /// should answer it (status, cancel, a result not stored).
+    /// A call about one request: 404 when it is not the caller's; a status from fal shared by its pollers; a completed
+    /// result from the store. False when fal should answer it (status stream, cancel, a result not stored).
     /// </summary>
     private async Task<bool> TryServeOwnAsync(HttpContext context, string client, FalProxyTarget target, string requestId)
     {
         var cancellationToken = context.RequestAborted;
-        if (await generations.FindAsync(context.User.Owner(), requestId, cancellationToken) is not { } record)
+        var owner = context.User.Owner();
+        var record = target.Operation == FalProxyOperation.Result ? await generations.FindAsync(owner, requestId, cancellationToken) : null;
+        if (record is null && (target.Operation == FalProxyOperation.Result || !await generations.IsOwnedByAsync(owner, requestId, cancellationToken)))
         {
             await WriteFalJsonAsync(context, StatusCodes.Status404NotFound, new JsonObject { ["detail"] = $"Request {requestId} not found" });
             return true;
         }
 
-        if (target.Operation != FalProxyOperation.Result)
+        if (target.Operation == FalProxyOperation.Status)
+        {
+            await statuses.AnswerAsync(context, target);
+            return true;
+        }
+
+        if (record is null)
         {
             return false;
         }
 
         var snapshot = await generations.ObserveAsync(record, logs: false, cancellationToken);
         if (snapshot.Record.Status != GenerationStatus.Completed
-            || await generations.GetResultAsync(requestId, cancellationToken) is not { } stored)
+            || await generations.GetResultAsync(snapshot.Record, cancellationToken) is not { } stored)
         {
             return false;
         }

@@ -1,3 +1,4 @@
+using Gateway.Hosting;
 using StackExchange.Redis;
 
 namespace Gateway.Storage;
@@ -13,8 +14,20 @@ namespace Gateway.Storage;
 /// answered within 500 ms is a fact about the network, and a clock moved by hand (as tests move it) must
 /// not make a healthy Redis look unavailable.
 /// </summary>
-internal sealed partial class RedisConnection(IConnectionMultiplexer multiplexer, ILogger<RedisConnection> logger) : BackgroundService
+internal sealed partial class RedisConnection : BackgroundService
 {
+    private readonly IConnectionMultiplexer _multiplexer;
+    private readonly ILogger<RedisConnection> _logger;
+
+    public RedisConnection(IConnectionMultiplexer multiplexer, GatewayMetrics metrics, ILogger<RedisConnection> logger)
+    {
+        _multiplexer = multiplexer;
+        _logger = logger;
+        // What readiness says, for the alert that pages when Redis is gone (readiness alone only drains the pods).
+        metrics.Meter.CreateObservableGauge("gateway.redis.available", () => IsAvailable ? 1 : 0,
+            description: "1 while Redis is connected and answers PING in time, else 0 (requests that need it answer 503)");
+    }
+
     /// <summary>What the connection string did not set. A command on a healthy Redis takes milliseconds.</summary>
     internal const int ConnectTimeoutMilliseconds = 1000;
     internal const int CommandTimeoutMilliseconds = 1000;
@@ -29,11 +42,11 @@ internal sealed partial class RedisConnection(IConnectionMultiplexer multiplexer
     private volatile bool _answering = true;
 
     /// <summary>Connected, and the last PING was answered in time.</summary>
-    public bool IsAvailable => _answering && multiplexer.IsConnected;
+    public bool IsAvailable => _answering && _multiplexer.IsConnected;
 
     /// <summary>The database to run commands on; throws at once while Redis is not available.</summary>
     public IDatabase Database => IsAvailable
-        ? multiplexer.GetDatabase()
+        ? _multiplexer.GetDatabase()
         : throw new RedisConnectionException(ConnectionFailureType.UnableToResolvePhysicalConnection,
             "Redis is not available (not connected, or not answering PING); the command was not sent.");
 
@@ -101,7 +114,7 @@ internal sealed partial class RedisConnection(IConnectionMultiplexer multiplexer
     private async Task ProbeAsync(CancellationToken stoppingToken)
     {
         string? problem = null;
-        if (!multiplexer.IsConnected)
+        if (!_multiplexer.IsConnected)
         {
             problem = "not connected";
         }
@@ -109,7 +122,7 @@ internal sealed partial class RedisConnection(IConnectionMultiplexer multiplexer
         {
             try
             {
-                await multiplexer.GetDatabase().PingAsync().WaitAsync(PingTimeout, stoppingToken);
+                await _multiplexer.GetDatabase().PingAsync().WaitAsync(PingTimeout, stoppingToken);
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
@@ -130,11 +143,11 @@ internal sealed partial class RedisConnection(IConnectionMultiplexer multiplexer
             _answering = answering;
             if (answering)
             {
-                LogAvailable(logger);
+                LogAvailable(_logger);
             }
             else
             {
-                LogUnavailable(logger, problem!);
+                LogUnavailable(_logger, problem!);
             }
         }
     }

@@ -1,5 +1,6 @@
 using Gateway.Hosting;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
 namespace Gateway.Storage;
@@ -25,8 +26,15 @@ internal static class StorageExtensions
         }
         else
         {
-            var redisOptions = RedisConnection.Options(builder.Configuration.GetConnectionString(RedisConnectionName)!);
-            builder.Services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(redisOptions));
+            // Parsed when the host starts, as a validated option, not here: an exception thrown while the services are
+            // registered escapes the runner and crashes the process (exit 134, a stack trace) instead of stopping it
+            // with one line naming ConnectionStrings__Redis (exit 1), as every other bad setting does.
+            builder.Services.AddOptions<RedisConnectionString>()
+                .Configure<IConfiguration>((options, configuration) => options.Parse(configuration.GetConnectionString(RedisConnectionName)!))
+                .ValidateOnStart();
+            builder.Services.AddSingleton<IValidateOptions<RedisConnectionString>, RedisConnectionString.Validator>();
+            builder.Services.AddSingleton<IConnectionMultiplexer>(services =>
+                ConnectionMultiplexer.Connect(services.GetRequiredService<IOptions<RedisConnectionString>>().Value.Options!));
             builder.Services.AddSingleton<RedisConnection>();
             builder.Services.AddHostedService(services => services.GetRequiredService<RedisConnection>());
             builder.Services.AddHealthChecks().AddCheck<RedisHealthCheck>("store", tags: ["ready"]);
@@ -34,6 +42,33 @@ internal static class StorageExtensions
 
         builder.Services.AddSingleton<IProblemMapper, StoreProblemMapper>();
         return builder;
+    }
+
+    /// <summary><c>ConnectionStrings:Redis</c>, parsed once into the client's options.</summary>
+    private sealed class RedisConnectionString
+    {
+        public ConfigurationOptions? Options { get; private set; }
+
+        /// <summary>Why the connection string cannot be used; names the setting, never shows its value (it may hold a password).</summary>
+        public string? Error { get; private set; }
+
+        public void Parse(string connectionString)
+        {
+            try
+            {
+                Options = RedisConnection.Options(connectionString);
+            }
+            catch (InvalidOperationException e)
+            {
+                Error = e.Message;
+            }
+        }
+
+        public sealed class Validator : IValidateOptions<RedisConnectionString>
+        {
+            public ValidateOptionsResult Validate(string? name, RedisConnectionString options) =>
+                options.Error is { } error ? ValidateOptionsResult.Fail(error) : ValidateOptionsResult.Success;
+        }
     }
 
     private sealed class RedisHealthCheck(RedisConnection redis) : IHealthCheck

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using Gateway.Hosting;
 using Microsoft.Extensions.Options;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
@@ -135,7 +136,26 @@ internal sealed class FalQueueClient(
         var request = new HttpRequestMessage(method, url);
         request.Headers.Authorization = new AuthenticationHeaderValue("Key", _options.EffectiveKey);
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        if (RequestIdIn(url) is { } requestId)
+        {
+            // For the call's span: fal's answer names the job too (x-fal-request-id), but not when the call fails.
+            request.Options.Set(ObservabilityExtensions.FalRequestId, requestId);
+        }
+
         return request;
+    }
+
+    /// <summary>The job a status, result or cancel URL is about: fal's queue URLs end in <c>/requests/{id}[/status|/cancel]</c>.</summary>
+    internal static string? RequestIdIn(string url)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri))
+        {
+            return null;
+        }
+
+        var segments = uri.AbsolutePath.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var at = Array.LastIndexOf(segments, "requests");
+        return at >= 0 && at + 1 < segments.Length ? Uri.UnescapeDataString(segments[at + 1]) : null;
     }
 
     private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, string operation, CancellationToken cancellationToken)

@@ -24,7 +24,13 @@ internal static class UpstreamExtensions
         builder.Services.AddSingleton<IProblemMapper, FalProblemMapper>();
         builder.Services.AddOptions<FalSubmitHeaders>();
 
+        // One FalQueueClient for the process, not one per request: every read of a generation resolves it (through
+        // GenerationService), and a typed client costs an HttpClient and a handler lookup each time. A long-lived
+        // client is what the HttpClient guidance pairs with SocketsHttpHandler.PooledConnectionLifetime (DNS changes are
+        // still seen) and an infinite handler lifetime (the factory never swaps the handler under it).
         builder.Services.AddHttpClient<FalQueueClient>()
+            .UseSocketsHttpHandler((handler, _) => handler.PooledConnectionLifetime = TimeSpan.FromMinutes(2))
+            .SetHandlerLifetime(Timeout.InfiniteTimeSpan)
             .AddStandardResilienceHandler()
             .Configure((resilience, services) =>
             {
@@ -40,6 +46,8 @@ internal static class UpstreamExtensions
                 resilience.CircuitBreaker.SamplingDuration = TimeSpan.FromTicks(Math.Max(
                     resilience.CircuitBreaker.SamplingDuration.Ticks, fal.AttemptTimeout.Ticks * 2));
             });
+        builder.Services.AddSingleton(services => ActivatorUtilities.CreateInstance<FalQueueClient>(
+            services, services.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(FalQueueClient))));
         return builder;
     }
 }

@@ -39,7 +39,8 @@ internal static partial class WebhookEndpoints
             return Reject(httpContext, metrics, logger, refusal);
         }
 
-        if (delivery!.RequestId is not { } requestId || requestId != delivery.SignedRequestId)
+        GatewayMetrics.TagRequestId(delivery!.SignedRequestId); // verified: the job fal signed this delivery for
+        if (delivery.RequestId is not { } requestId || requestId != delivery.SignedRequestId)
         {
             return Reject(httpContext, metrics, logger, new(WebhookRejection.RequestIdMismatch, StatusCodes.Status400BadRequest,
                 "The body's request_id is not the signed request id."));

@@ -72,10 +72,12 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
             using var anonymous = world.Client(key: null);
             var id = await client.SubmitAsync(new { prompt = "before the hang" });
             await client.WaitUntilDoneAsync(id);
+            var unseen = Guid.NewGuid().ToString(); // a generation this replica has not read: it must ask Redis
 
             redis.Freeze();
             var hung = Stopwatch.StartNew();
             var answers = new List<(TimeSpan At, Exchange Answer)>();
+            var served = new List<(TimeSpan At, Exchange Answer)>();
             var probes = new List<(TimeSpan At, Exchange Answer)>();
             try
             {
@@ -83,9 +85,14 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
                 {
                     var at = hung.Elapsed;
                     var probe = Exchange.SendAsync(anonymous, HttpMethod.Get, "/health/ready");
-                    foreach (var answer in await Task.WhenAll(RedisRoutes(id).Select(r => Exchange.SendAsync(client, r.Method, r.Path, r.Body, r.IdempotencyKey))))
+                    foreach (var answer in await Task.WhenAll(RedisRoutes(unseen).Select(r => Exchange.SendAsync(client, r.Method, r.Path, r.Body, r.IdempotencyKey))))
                     {
                         answers.Add((at, answer));
+                    }
+
+                    foreach (var answer in await Task.WhenAll(CachedRoutes(id).Select(path => Exchange.SendAsync(client, HttpMethod.Get, path))))
+                    {
+                        served.Add((at, answer));
                     }
 
                     probes.Add((at, await probe));
@@ -97,9 +104,10 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
                 redis.Thaw();
             }
 
-            var recovery = await Recovery.WaitAsync(client, anonymous, id, TimeSpan.FromSeconds(15));
+            var recovery = await Recovery.WaitAsync(client, anonymous, unseen, TimeSpan.FromSeconds(15));
             var figures =
                 $"answers (sent at ms: route status ms): {string.Join(", ", answers.Select(a => $"{a.At.TotalMilliseconds:F0}: {a.Answer.Summary}"))}\n" +
+                $"from memory (sent at ms: route status ms): {string.Join(", ", served.Select(a => $"{a.At.TotalMilliseconds:F0}: {a.Answer.Summary}"))}\n" +
                 $"readiness probes (sent at ms: status ms): {string.Join(", ", probes.Select(p => $"{p.At.TotalMilliseconds:F0}: {p.Answer.Status} {p.Answer.Took.TotalMilliseconds:F0}"))}\n" +
                 $"after SIGCONT, status served again in {recovery.Served?.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture) ?? "never"} ms, " +
                 $"readiness 200 in {recovery.Ready?.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture) ?? "never"} ms" +
@@ -107,6 +115,7 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
             TestContext.Current.TestOutputHelper?.WriteLine(figures);
 
             Assert.All(answers, a => Assert.True(a.Answer.IsFastUnavailable(HungFirstAnswersWithin), $"{a.Answer.Summary}: not a 503 problem with Retry-After within {HungFirstAnswersWithin}: {a.Answer.Body}\n{figures}"));
+            Assert.All(served, a => Assert.True(a.Answer.Status == 200 && a.Answer.Took <= FailWithin, $"{a.Answer.Summary}: an ended generation this replica read is not served from its memory\n{figures}"));
             Assert.All(answers.Where(a => a.At >= GivenUpWithin), a => Assert.True(a.Answer.Took <= FailWithin, $"{a.Answer.Summary}, sent {a.At.TotalMilliseconds:F0} ms into the hang: slower than {FailWithin}\n{figures}"));
             Assert.All(probes, p => Assert.True(p.Answer.Took <= FailWithin, $"readiness {p.Answer.Summary}: slower than {FailWithin}\n{figures}"));
             Assert.All(probes.Where(p => p.At >= FailWithin), p => Assert.True(p.Answer.Status == 503,
@@ -166,14 +175,22 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
         var outage = Stopwatch.StartNew();
         traffic.OutageStarted();
 
-        // Every route that needs Redis, right after the kill and again once reconnecting has begun.
+        // Every route that needs Redis, right after the kill and again once reconnecting has begun; the reads of an
+        // ended generation this replica has read before come from its memory.
+        var unseen = Guid.NewGuid().ToString();
         var refusals = new List<Exchange>();
+        var served = new List<Exchange>();
         foreach (var pause in new[] { TimeSpan.Zero, TimeSpan.FromMilliseconds(1500) })
         {
             await Task.Delay(pause, cancel);
-            foreach (var (method, path, body, idempotencyKey) in RedisRoutes(before[0]))
+            foreach (var (method, path, body, idempotencyKey) in RedisRoutes(unseen))
             {
                 refusals.Add(await Exchange.SendAsync(client, method, path, body, idempotencyKey));
+            }
+
+            foreach (var path in CachedRoutes(before[0]))
+            {
+                served.Add(await Exchange.SendAsync(client, HttpMethod.Get, path));
             }
         }
 
@@ -192,12 +209,13 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
         await redis.RestartAsync();
         var redisBack = restart.Elapsed;
         traffic.OutageEnded();
-        var recovery = await Recovery.WaitAsync(client, anonymous, before[0], TimeSpan.FromSeconds(15));
+        var recovery = await Recovery.WaitAsync(client, anonymous, unseen, TimeSpan.FromSeconds(15));
         await stopTraffic.CancelAsync();
         await load;
 
         var figures =
             $"refusals (ms): {string.Join(", ", refusals.Select(r => r.Summary))}\n" +
+            $"from memory (ms): {string.Join(", ", served.Select(r => r.Summary))}\n" +
             $"readiness probes (ms): {string.Join(", ", probes.Select(p => p.Summary))}\n" +
             $"liveness: {live.Summary}\n" +
             $"redis-server answered PING {redisBack.TotalMilliseconds:F0} ms after its restart; after that, status served again in " +
@@ -208,6 +226,7 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
         output?.WriteLine(figures);
 
         Assert.All(refusals, r => Assert.True(r.IsFastUnavailable(FailWithin), $"{r.Summary} is not a 503 problem with Retry-After within {FailWithin}\n{figures}"));
+        Assert.All(served, r => Assert.True(r.Status == 200 && r.Took <= FailWithin, $"{r.Summary}: an ended generation this replica read is not served from its memory\n{figures}"));
         Assert.All(probes, p => Assert.True(p.Status == 503 && p.Took <= FailWithin, $"readiness {p.Summary}: not 503 within {FailWithin}\n{figures}"));
         Assert.True(live.Status == 200 && live.Took <= FailWithin, $"liveness {live.Summary}\n{figures}");
         Assert.True(recovery.Served <= RecoverWithin, $"reads were not served again within {RecoverWithin} of Redis answering\n{figures}");
@@ -262,6 +281,9 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
         (HttpMethod.Get, "/v1/usage", null, null),
     ];
 
+    /// <summary>The reads of an ended generation, which a replica that has read it answers from its memory.</summary>
+    private static string[] CachedRoutes(string id) => [$"/v1/generations/{id}", $"/v1/generations/{id}/status", $"/v1/generations/{id}/result"];
+
     private sealed record Exchange(string What, int Status, TimeSpan Took, bool RetryAfter, string? ContentType, string Body)
     {
         public string Summary => $"{What} {Status} {Took.TotalMilliseconds:F0}";
@@ -311,18 +333,18 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
         }
     }
 
-    /// <summary>How long after Redis answered again a read was served and readiness said 200.</summary>
+    /// <summary>How long after Redis answered again a read of Redis was served (an unknown id: 404) and readiness said 200.</summary>
     private sealed record Recovery(TimeSpan? Served, TimeSpan? Ready)
     {
-        public static async Task<Recovery> WaitAsync(HttpClient client, HttpClient anonymous, string id, TimeSpan giveUp)
+        public static async Task<Recovery> WaitAsync(HttpClient client, HttpClient anonymous, string unseenId, TimeSpan giveUp)
         {
             var clock = Stopwatch.StartNew();
             TimeSpan? served = null, ready = null;
             while ((served is null || ready is null) && clock.Elapsed < giveUp)
             {
-                var status = served is null ? Exchange.SendAsync(client, HttpMethod.Get, $"/v1/generations/{id}/status") : null;
+                var status = served is null ? Exchange.SendAsync(client, HttpMethod.Get, $"/v1/generations/{unseenId}/status") : null;
                 var probe = ready is null ? Exchange.SendAsync(anonymous, HttpMethod.Get, "/health/ready") : null;
-                if (status is not null && (await status).Status == 200)
+                if (status is not null && (await status).Status == 404)
                 {
                     served = clock.Elapsed;
                 }

@@ -175,19 +175,19 @@ public abstract class ImageStoreTests(RedisServer redis)
     }
 
     /// <summary>
-    /// tests/Browser/images.mjs: a page on its own loopback origin with one <c>&lt;img&gt;</c> per URL, in headless Chromium; for
+    /// tests/ImageBrowser: a page on its own loopback origin with one <c>&lt;img&gt;</c> per URL, in headless Chromium; for
     /// each image whether it loaded, its size and the status the browser got.
     /// </summary>
     internal static async Task<JsonNode> ImagesInChromiumAsync(Dictionary<string, string> urls)
     {
         const string Chromium = "/usr/bin/chromium";
         Assert.True(File.Exists(Chromium), $"{Chromium} is missing; install Debian's Chromium: apt-get install -y chromium");
-        var folder = await NodeTools.InstalledFolderAsync("Browser", Path.Combine("playwright-core", "package.json"));
-        var (exit, output) = await NodeTools.RunAsync("node", ["images.mjs"], folder, new Dictionary<string, string?>
+        var folder = await NodeTools.InstalledFolderAsync("ImageBrowser", Path.Combine("playwright-core", "package.json"));
+        var (exit, output) = await NodeTools.RunAsync("node", ["images.mjs"], folder, TimeSpan.FromMinutes(2), new Dictionary<string, string?>
         {
             ["IMAGE_URLS"] = System.Text.Json.JsonSerializer.Serialize(urls),
             ["CHROMIUM"] = Chromium,
-        }, TimeSpan.FromMinutes(2));
+        });
         Assert.True(exit == 0, $"the browser page failed ({exit}):\n{output}");
         return JsonNode.Parse(output.Trim().Split('\n')[^1])!;
     }
@@ -225,7 +225,7 @@ public abstract class ImageStoreTests(RedisServer redis)
     {
         var store = NewStore();
         await using var harness = await GatewayHarness.StartAsync(Redis, settings: With(store), replicas: 3);
-        using var copies = new CounterWatch(harness.ReplicaServices, "images.copies", "outcome");
+        using var copies = new CounterWatch(harness.ReplicaServices, "gateway.images.copies", "outcome");
         var clients = Enumerable.Range(0, 3).Select(r => harness.Client(replica: r)).ToList();
         var ids = new List<string>();
         for (var g = 0; g < 3; g++)
@@ -257,7 +257,7 @@ public abstract class ImageStoreTests(RedisServer redis)
     {
         var store = NewStore();
         await using var harness = await GatewayHarness.StartAsync(Redis, settings: With(store));
-        using var copies = new CounterWatch(harness.ReplicaServices, "images.copies", "outcome");
+        using var copies = new CounterWatch(harness.ReplicaServices, "gateway.images.copies", "outcome");
         harness.Fal.AddFault(new FaultRule { Operation = FalOperation.Download, Kind = "500", Count = 1 });
         var client = harness.Client();
         var id = await client.SubmitAsync(new { prompt = "flaky cdn" });
@@ -279,7 +279,7 @@ public abstract class ImageStoreTests(RedisServer redis)
     {
         var store = NewStore();
         await using var harness = await GatewayHarness.StartAsync(Redis, settings: With(store, ("Images:CopyAttempts", "3")));
-        using var copies = new CounterWatch(harness.ReplicaServices, "images.copies", "outcome");
+        using var copies = new CounterWatch(harness.ReplicaServices, "gateway.images.copies", "outcome");
         harness.Fal.AddFault(new FaultRule { Operation = FalOperation.Download, Kind = "503", Count = -1 });
         var client = harness.Client();
         var id = await client.SubmitAsync(new { prompt = "cdn down" });
@@ -295,7 +295,7 @@ public abstract class ImageStoreTests(RedisServer redis)
         Assert.True(copies["retry"] == 2 && copies["failed"] == 1 && copies["stored"] == 0, copies.ToString());
         Assert.Equal(HttpStatusCode.NotFound, image.StatusCode);
         Assert.False(await HoldsAsync(store, id, 0));
-        Assert.Matches("gateway_images_copies(_total)?\\{[^}]*outcome=\"failed\"[^}]*\\} [1-9]", await metrics.Content.ReadAsStringAsync(Ct));
+        Assert.Matches("gateway_images_copies_total\\{[^}]*outcome=\"failed\"[^}]*\\} [1-9]", await metrics.Content.ReadAsStringAsync(Ct));
         Assert.True(Logged(harness, Serilog.Events.LogEventLevel.Error, "Gave up copying the images of generation {GenerationId} after {Attempts} attempts", id));
     }
 

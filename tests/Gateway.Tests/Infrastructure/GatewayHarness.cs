@@ -46,11 +46,10 @@ public sealed class GatewayHarness : IAsyncDisposable
 
     public IServiceProvider Services => _gateways[0].Services;
 
-    /// <summary>Every replica's services, in the order they were added.</summary>
-    public IReadOnlyList<IServiceProvider> ReplicaServices => [.. _gateways.Select(g => g.Services)];
-
     /// <summary>The gateways' environment: Testing unless a test needs Development's own rules.</summary>
     public string Environment { get; private init; } = "Testing";
+    /// <summary>Every replica's services, in the order they were added.</summary>
+    public IReadOnlyList<IServiceProvider> ReplicaServices => [.. _gateways.Select(g => g.Services)];
 
     public static string Sha256(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 

@@ -4,10 +4,42 @@ using System.Text;
 
 namespace Gateway.Tests.Infrastructure;
 
-/// <summary>Runs the npm folders under tests/ (node --test suites) from the dotnet test run, with bounded time.</summary>
+/// <summary>The npm folders under tests/ (each with a committed package-lock.json), installed with <c>npm ci</c> when missing.</summary>
 public static class NodeTools
 {
-    private static readonly TimeSpan NpmTimeout = TimeSpan.FromMinutes(5);
+    private static readonly SemaphoreSlim Installing = new(1, 1);
+
+    public static string RepoRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Gateway.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        return directory?.FullName ?? throw new InvalidOperationException("The repository root (Gateway.sln) was not found above the test binaries.");
+    }
+
+    /// <summary>tests/<paramref name="name"/> with its node_modules; <c>npm ci</c> runs first when <paramref name="installed"/> is missing.</summary>
+    public static async Task<string> InstalledFolderAsync(string name, string installed)
+    {
+        var folder = Path.Combine(RepoRoot(), "tests", name);
+        await Installing.WaitAsync(TestContext.Current.CancellationToken);
+        try
+        {
+            if (!File.Exists(Path.Combine(folder, "node_modules", installed)))
+            {
+                var (exit, output) = await RunAsync("npm", ["ci", "--no-audit", "--no-fund"], folder, TimeSpan.FromMinutes(5));
+                Assert.True(exit == 0, $"npm ci in {folder} failed ({exit}); it needs Node.js, npm (apt-get install -y nodejs npm) and the npm registry:\n{output}");
+            }
+        }
+        finally
+        {
+            Installing.Release();
+        }
+
+        return folder;
+    }
 
     /// <summary>tests/{name} in this repository.</summary>
     public static string Folder(string name) => Path.Combine(RepoRoot(), "tests", name);
@@ -19,8 +51,7 @@ public static class NodeTools
         if (!File.Exists(Path.Combine(folder, "node_modules", marker)))
         {
             await RequireToolAsync("npm", "apt-get install -y nodejs npm");
-            var (exit, output) = await RunAsync("npm", ["ci", "--no-audit", "--no-fund"], folder, new Dictionary<string, string?>(), NpmTimeout);
-            Assert.True(exit == 0, $"npm ci in {folder} failed ({exit}); the npm registry must be reachable:\n{output}");
+            await InstalledFolderAsync(Path.GetFileName(folder), marker);
         }
     }
 
@@ -28,47 +59,22 @@ public static class NodeTools
     {
         try
         {
-            var (exit, _) = await RunAsync(tool, ["--version"], Directory.GetCurrentDirectory(), new Dictionary<string, string?>(), TimeSpan.FromSeconds(30));
+            var (exit, _) = await RunAsync(tool, ["--version"], Directory.GetCurrentDirectory(), TimeSpan.FromSeconds(30));
             Assert.True(exit == 0, $"'{tool} --version' failed; install it: {install}");
         }
-        catch (Win32Exception)
+        catch (InvalidOperationException)
         {
             Assert.Fail($"{tool} is not installed, and these tests need it: {install}");
         }
     }
 
-    /// <summary>Runs <paramref name="file"/>; <paramref name="environment"/> entries with a null value are removed from the child's environment.</summary>
-    public static async Task<(int Exit, string Output)> RunAsync(
-        string file, string[] arguments, string directory, Dictionary<string, string?> environment, TimeSpan timeout)
+    /// <summary>Runs a tool to its end within <paramref name="timeout"/> (killed after it); its exit code and output.</summary>
+    public static async Task<(int Exit, string Output)> RunAsync(string file, string[] arguments, string directory, TimeSpan timeout,
+        IReadOnlyDictionary<string, string?>? environment = null)
     {
-        var start = new ProcessStartInfo(file)
-        {
-            WorkingDirectory = directory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        foreach (var (name, value) in environment)
-        {
-            if (value is null)
-            {
-                start.Environment.Remove(name);
-            }
-            else
-            {
-                start.Environment[name] = value;
-            }
-        }
-
-        using var process = System.Diagnostics.Process.Start(start)!;
+        using var process = Start(file, arguments, directory, environment);
         var output = new StringBuilder();
-        var stdout = PumpAsync(process.StandardOutput, output);
-        var stderr = PumpAsync(process.StandardError, output);
+        var pumps = Pump(process, output);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         deadline.CancelAfter(timeout);
         try
@@ -79,38 +85,21 @@ public static class NodeTools
         {
             process.Kill(entireProcessTree: true);
             await process.WaitForExitAsync(CancellationToken.None);
-            await Task.WhenAll(stdout, stderr);
+            await pumps;
             return (-1, $"{file} did not finish within {timeout}:\n{output}");
         }
 
-        await Task.WhenAll(stdout, stderr);
+        await pumps;
         return (process.ExitCode, output.ToString());
     }
 
-    private static readonly SemaphoreSlim Installing = new(1, 1);
+    /// <summary>As the other overload, with the environment before the timeout.</summary>
+    public static Task<(int Exit, string Output)> RunAsync(
+        string file, string[] arguments, string directory, Dictionary<string, string?> environment, TimeSpan timeout) =>
+        RunAsync(file, arguments, directory, timeout, environment);
 
-    /// <summary>
-    /// tests/<paramref name="name"/>, prepared (<see cref="PrepareAsync"/>) by one test at a time: several test classes share a
-    /// folder, and two <c>npm ci</c> in one folder at once would trip over each other.
-    /// </summary>
-    public static async Task<string> InstalledFolderAsync(string name, string marker)
-    {
-        var folder = Folder(name);
-        await Installing.WaitAsync(TestContext.Current.CancellationToken);
-        try
-        {
-            await PrepareAsync(folder, marker);
-        }
-        finally
-        {
-            Installing.Release();
-        }
-
-        return folder;
-    }
-
-    /// <summary>Starts a long-running tool (a server) with its output redirected; read it with <see cref="Pump"/>, stop it with Kill.</summary>
-    public static System.Diagnostics.Process Start(string file, string[] arguments, string directory)
+    /// <summary>Starts a process with its output redirected (read it with <see cref="Pump"/>).</summary>
+    public static System.Diagnostics.Process Start(string file, string[] arguments, string directory, IReadOnlyDictionary<string, string?>? environment = null)
     {
         var start = new ProcessStartInfo(file)
         {
@@ -122,6 +111,18 @@ public static class NodeTools
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null)
+            {
+                start.Environment.Remove(name);
+            }
+            else
+            {
+                start.Environment[name] = value;
+            }
         }
 
         try
@@ -147,18 +148,5 @@ public static class NodeTools
                 output.AppendLine(line);
             }
         }
-    }
-
-    private static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Gateway.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"No folder above {AppContext.BaseDirectory} contains Gateway.sln; run the tests from the repository.");
     }
 }

@@ -17,16 +17,18 @@ public sealed class ProcessGateway : IDisposable
 
     /// <summary>Inherited variables that would configure the child behind the caller's back.</summary>
     private static readonly string[] ForeignPrefixes =
-        ["ASPNETCORE_", "DOTNET_ENVIRONMENT", "ConnectionStrings__", "Fal__", "FAL_KEY", "Gateway__", "Clients__", "Serilog__", "Webhooks__"];
+        ["ASPNETCORE_", "DOTNET_ENVIRONMENT", "ConnectionStrings__", "Fal__", "FAL_KEY", "Gateway__", "Clients__", "Serilog__", "Webhooks__", "OTEL_"];
 
     private readonly System.Diagnostics.Process _process;
     private readonly ConcurrentQueue<string> _output = new();
     private readonly int _keptLines;
+    private readonly string? _outputFile;
 
-    private ProcessGateway(System.Diagnostics.Process process, int port, int keptLines)
+    private ProcessGateway(System.Diagnostics.Process process, int port, int keptLines, string? outputFile)
     {
         _process = process;
         _keptLines = keptLines;
+        _outputFile = outputFile;
         Port = port;
         BaseAddress = new Uri($"http://127.0.0.1:{port}");
     }
@@ -49,13 +51,16 @@ public sealed class ProcessGateway : IDisposable
     public int ExitCode => _process.ExitCode;
 
     /// <summary>The last lines the process wrote (stdout and stderr, interleaved as they arrived); all of them with <c>keptLines: int.MaxValue</c>.</summary>
-    public string Output => string.Join('\n', _output);
+    public string Output => string.Join('\n', Lines().TakeLast(_keptLines));
 
     /// <summary>
     /// Starts <paramref name="dll"/> on a free loopback port with <paramref name="environment"/> on top of
-    /// ASPNETCORE_ENVIRONMENT=Production and ASPNETCORE_URLS=http://127.0.0.1:{port}.
+    /// ASPNETCORE_ENVIRONMENT=Production and ASPNETCORE_URLS=http://127.0.0.1:{port}. With <paramref name="outputFile"/>
+    /// its stdout and stderr go to that file, as a container runtime keeps them, instead of through a pipe to this
+    /// process (a benchmark's thousands of request lines a second would otherwise cost this process a core).
     /// </summary>
-    public static ProcessGateway Start(string dll, IReadOnlyDictionary<string, string> environment, int? port = null, int keptLines = KeptLines)
+    public static ProcessGateway Start(
+        string dll, IReadOnlyDictionary<string, string> environment, int? port = null, int keptLines = KeptLines, string? outputFile = null)
     {
         if (!File.Exists(dll))
         {
@@ -63,13 +68,14 @@ public sealed class ProcessGateway : IDisposable
         }
 
         var chosen = port ?? FreePort();
-        var start = new ProcessStartInfo(DotnetHost(), [dll])
-        {
-            WorkingDirectory = Path.GetDirectoryName(dll)!, // the content root: appsettings.json sits beside the dll
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
+        // exec: the shell becomes the gateway, so the process id (and /proc/{pid}) is the gateway's own.
+        var start = outputFile is null
+            ? new ProcessStartInfo(DotnetHost(), [dll])
+            : new ProcessStartInfo("/bin/sh", ["-c", "exec \"$0\" \"$1\" >>\"$2\" 2>&1", DotnetHost(), dll, outputFile]);
+        start.WorkingDirectory = Path.GetDirectoryName(dll)!; // the content root: appsettings.json sits beside the dll
+        start.RedirectStandardOutput = outputFile is null;
+        start.RedirectStandardError = outputFile is null;
+        start.UseShellExecute = false;
         foreach (var name in start.Environment.Keys.Where(k => ForeignPrefixes.Any(p => k.StartsWith(p, StringComparison.OrdinalIgnoreCase))).ToList())
         {
             start.Environment.Remove(name);
@@ -83,7 +89,13 @@ public sealed class ProcessGateway : IDisposable
         }
 
         var process = new System.Diagnostics.Process { StartInfo = start };
-        var gateway = new ProcessGateway(process, chosen, keptLines);
+        var gateway = new ProcessGateway(process, chosen, keptLines, outputFile);
+        if (outputFile is not null)
+        {
+            process.Start();
+            return gateway;
+        }
+
         process.OutputDataReceived += (_, e) => gateway.Keep(e.Data);
         process.ErrorDataReceived += (_, e) => gateway.Keep(e.Data is null ? null : "[stderr] " + e.Data);
         process.Start();
@@ -93,7 +105,7 @@ public sealed class ProcessGateway : IDisposable
     }
 
     /// <summary>True once the process wrote that Kestrel listens on its port (Microsoft.Hosting.Lifetime, Information).</summary>
-    public bool IsListening => _output.Any(line => line.Contains("Now listening on", StringComparison.Ordinal)
+    public bool IsListening => Lines().Any(line => line.Contains("Now listening on", StringComparison.Ordinal)
         && line.Contains($"127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}", StringComparison.Ordinal));
 
     /// <summary>True when the process ended because another socket had taken its port first.</summary>
@@ -105,7 +117,7 @@ public sealed class ProcessGateway : IDisposable
         }
 
         _process.WaitForExit(); // exited: this only waits for the last lines of its output
-        return _output.Any(line => line.Contains("address already in use", StringComparison.OrdinalIgnoreCase));
+        return Lines().Any(line => line.Contains("address already in use", StringComparison.OrdinalIgnoreCase));
     }
 
     /// <summary>
@@ -221,6 +233,9 @@ public sealed class ProcessGateway : IDisposable
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
+
+    private IEnumerable<string> Lines() =>
+        _outputFile is null ? _output : File.Exists(_outputFile) ? File.ReadLines(_outputFile) : [];
 
     private void Keep(string? line)
     {

@@ -7,11 +7,11 @@ namespace Gateway.Tests.Process;
 [Collection(nameof(GatewayProcesses))]
 public sealed class PublishedBuildTests(RedisServer redis, PublishedGateway published) : IClassFixture<PublishedGateway>
 {
-    /// <summary>ASP.NET Core's http.server.request.duration, as prometheus-net names it: every request counts.</summary>
-    private const string Requests = "microsoft_aspnetcore_hosting_http_server_request_duration_count";
+    /// <summary>ASP.NET Core's http.server.request.duration, as the OpenTelemetry Prometheus exporter names it: every request counts.</summary>
+    private const string Requests = "http_server_request_duration_seconds_count";
 
     /// <summary>The gateway's own meter: calls to fal by operation and outcome.</summary>
-    private const string FalCalls = "gateway_fal_call_duration_count";
+    private const string FalCalls = "gateway_fal_call_duration_seconds_count";
 
     [Fact]
     public async Task PublishedBuild_StartsAndServes()
@@ -31,10 +31,10 @@ public sealed class PublishedBuildTests(RedisServer redis, PublishedGateway publ
         Assert.NotEmpty(images);
         Assert.StartsWith("http", images[0]!["url"]!.GetValue<string>(), StringComparison.Ordinal);
 
-        // The meter adapter publishes on a short tick: scrape until the series show, then until they move.
+        // The exporter keeps a scrape for 300 ms: scrape until the series show, then until they move.
         using var metrics = world.Client(key: null);
         var first = await ScrapeUntilAsync(metrics, world, text => Sum(text, Requests) > 0 && Sum(text, FalCalls) > 0);
-        foreach (var name in new[] { Requests, FalCalls, "gateway_cache_lookups", "gateway_generations_in_flight" })
+        foreach (var name in new[] { Requests, FalCalls, "gateway_cache_lookups_total", "gateway_generations_in_flight" })
         {
             Assert.True(first.Contains(name, StringComparison.Ordinal), $"/metrics has no {name}:\n{Excerpt(first)}");
         }

@@ -1,6 +1,6 @@
-// For the image store tests (Gateway.Tests, Images): loads a page served from its own loopback origin with one <img>
-// per entry of IMAGE_URLS ({"name": "url"}) in headless Chromium (CHROMIUM, default /usr/bin/chromium), and prints, as one
-// JSON line, for each image whether it loaded, its natural size, and the HTTP status the browser got for it.
+// Loads a page served from its own loopback origin with one <img> per entry of IMAGE_URLS ({"name": "url"}) in headless
+// Chromium (CHROMIUM, default /usr/bin/chromium), and prints, as one JSON line, for each image whether it loaded, its
+// natural size, and the HTTP status the browser got for it.
 import http from 'node:http';
 import { chromium } from 'playwright-core';
 

@@ -1,0 +1,98 @@
+using Gateway.Tests.Infrastructure;
+using Gateway.Tests.Infrastructure.Otlp;
+
+namespace Gateway.Tests.Process;
+
+/// <summary>
+/// The gateway process configured only by the standard <c>OTEL_*</c> variables, as an operator sets them, exporting
+/// to an OTLP receiver on loopback that decodes what arrives.
+/// </summary>
+[Collection(nameof(GatewayProcesses))]
+public sealed class TelemetryExportTests(RedisServer redis)
+{
+    private const string ServiceName = "images-gateway-under-test";
+    private static readonly TimeSpan ArrivesWithin = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Traces_WithOnlyTheTracesEndpointSet_ArriveNamedByOtelServiceName_WithFalsRequestIdOnTheFalCalls()
+    {
+        await using var receiver = await OtlpReceiver.StartAsync();
+        await using var world = await ProcessHarness.StartAsync(redis, ProcessHarness.BuiltDll, webhooks: true, settings: new Dictionary<string, string>
+        {
+            ["OTEL_SERVICE_NAME"] = ServiceName,
+            ["OTEL_RESOURCE_ATTRIBUTES"] = "deployment.environment.name=process-test,service.namespace=images",
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+            ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = receiver.Url + "/v1/traces",
+            ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
+        });
+        using var client = world.Client();
+        using var anonymous = world.Client(key: null);
+
+        // What the cluster does all day: scrapes and probes. None of it may become a span.
+        foreach (var path in new[] { "/metrics", "/health/live", "/health/ready", "/metrics" })
+        {
+            using var response = await anonymous.GetAsync(path, TestContext.Current.CancellationToken);
+            Assert.True(response.IsSuccessStatusCode, $"{path} answered {(int)response.StatusCode}{world.Describe()}");
+        }
+
+        var id = await client.SubmitAsync(new { prompt = "a traced lighthouse" });
+        await client.WaitUntilDoneAsync(id);
+
+        ReceivedSpan? FalSubmit(OtlpReceiver r) => r.Spans.FirstOrDefault(s => s.Kind == SpanKind.Client
+            && s.Attribute("http.request.method") == "POST" && s.Attribute("url.full")?.StartsWith(world.Fal.QueueBaseUrl, StringComparison.Ordinal) == true);
+        ReceivedSpan? Webhook(OtlpReceiver r) => r.Spans.FirstOrDefault(s => s.Kind == SpanKind.Server && s.Attribute("http.route") == "/v1/webhooks/fal");
+        var arrived = await receiver.WaitForAsync(r => FalSubmit(r) is not null && Webhook(r) is not null
+            && r.Spans.Any(s => s.Scope.Contains("StackExchangeRedis", StringComparison.Ordinal)), ArrivesWithin);
+        var spans = receiver.Spans;
+        var seen = string.Join("\n", spans.Select(s => s.ToString()).Take(60));
+        Assert.True(arrived, $"within {ArrivesWithin} the receiver did not get the submit to fal, the webhook and a Redis span; it got {spans.Count}:\n{seen}{world.Describe()}");
+
+        Assert.All(spans, s => Assert.Equal(ServiceName, s.Resource.GetValueOrDefault("service.name")));
+        Assert.All(spans, s => Assert.Equal("process-test", s.Resource.GetValueOrDefault("deployment.environment.name")));
+        Assert.All(spans, s => Assert.Equal("images", s.Resource.GetValueOrDefault("service.namespace")));
+
+        var submit = FalSubmit(receiver)!;
+        Assert.True(submit.Attribute("fal.request_id") == id, $"the submit to fal carries fal.request_id {submit.Attribute("fal.request_id") ?? "(none)"}, not {id}:\n{submit}");
+        var server = spans.Single(s => s.Kind == SpanKind.Server && s.TraceId == submit.TraceId && s.Attribute("http.route") == "/v1/generations");
+        Assert.Equal(id, server.Attribute("fal.request_id"));
+        Assert.Contains(spans, s => s.TraceId == submit.TraceId && s.Scope.Contains("StackExchangeRedis", StringComparison.Ordinal));
+
+        // The later calls to fal about the same job (status while it ran, the result once done) name it too.
+        var others = spans.Where(s => s.Kind == SpanKind.Client && s != submit && s.Attribute("url.full")?.Contains(id, StringComparison.Ordinal) == true).ToList();
+        Assert.True(others.Count > 0, $"no other call to fal about {id} was traced:\n{seen}");
+        Assert.All(others, s => Assert.Equal(id, s.Attribute("fal.request_id")));
+
+        Assert.Equal(id, Webhook(receiver)!.Attribute("fal.request_id"));
+
+        var operatorSpans = spans.Where(s => s.Attribute("url.path") is { } path && (path.StartsWith("/health", StringComparison.Ordinal) || path == "/metrics")).ToList();
+        Assert.True(operatorSpans.Count == 0, $"scrapes and probes made spans:\n{string.Join("\n", operatorSpans)}");
+
+        // Redis commands appear inside the work they belong to, not as a root span per PING of the health probe.
+        var parentless = spans.Where(s => s.Scope.Contains("StackExchangeRedis", StringComparison.Ordinal) && s.Span.ParentSpanId.IsEmpty).ToList();
+        Assert.True(parentless.Count == 0, $"{parentless.Count} Redis commands were traced outside any request, e.g. {parentless.FirstOrDefault()}");
+    }
+
+    [Fact]
+    public async Task Metrics_GoOverOtlpToo_WhenTheGeneralEndpointIsSet()
+    {
+        await using var receiver = await OtlpReceiver.StartAsync();
+        await using var world = await ProcessHarness.StartAsync(redis, ProcessHarness.BuiltDll, settings: new Dictionary<string, string>
+        {
+            ["OTEL_SERVICE_NAME"] = ServiceName,
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.Url,
+            ["OTEL_METRIC_EXPORT_INTERVAL"] = "500",
+            ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
+        });
+        using var client = world.Client();
+        var id = await client.SubmitAsync(new { prompt = "a measured lighthouse" });
+        await client.WaitUntilDoneAsync(id);
+
+        string[] expected = ["gateway.fal.call.duration", "gateway.client.submits", "http.server.request.duration", "gateway.redis.available"];
+        var arrived = await receiver.WaitForAsync(r => expected.All(name => r.Metrics.Any(m => m.Metric.Name == name)) && r.Spans.Count > 0, ArrivesWithin);
+        var names = receiver.Metrics.Select(m => m.Metric.Name).Distinct().Order(StringComparer.Ordinal).ToList();
+        Assert.True(arrived, $"within {ArrivesWithin} the receiver got {receiver.Spans.Count} spans and these metrics: [{string.Join(", ", names)}]{world.Describe()}");
+        Assert.All(receiver.Metrics, m => Assert.Equal(ServiceName, m.Resource.GetValueOrDefault("service.name")));
+        Assert.Equal("s", receiver.Metrics.First(m => m.Metric.Name == "gateway.fal.call.duration").Metric.Unit);
+    }
+}
