@@ -33,7 +33,7 @@ app.UseIdempotency();
 app.MapGatewayHosting();
 app.MapPlayground();
 app.MapGenerations().AllowBrowsers();
-app.MapImages();
+app.MapImages().AllowBrowsers();
 app.MapFalWebhooks();
 app.MapFiles().AllowBrowsers();
 app.MapFalProxy().AllowBrowsers();

@@ -41,6 +41,7 @@ public sealed class CorsTests(RedisServer redis)
     [InlineData("/v1/generations", "GET", "authorization")]
     [InlineData("/v1/generations/some-id/events", "GET", "authorization,last-event-id")]
     [InlineData("/v1/generations/some-id/cancel", "POST", "x-api-key")]
+    [InlineData("/v1/generations/some-id/images/0", "GET", "authorization")]
     [InlineData("/v1/files", "POST", "authorization")]
     [InlineData("/v1/usage", "GET", "authorization")]
     [InlineData("/api/fal/proxy", "POST", "authorization,content-type,x-fal-target-url,x-fal-queue-priority,x-fal-runner-hint,x-fal-request-timeout")]

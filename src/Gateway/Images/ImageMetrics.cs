@@ -3,14 +3,14 @@ using Gateway.Hosting;
 
 namespace Gateway.Images;
 
-/// <summary>The image store's instruments, on the gateway's meter (<c>gateway_images_copies_total</c>, <c>gateway_images_swept_total</c> on /metrics).</summary>
+/// <summary>The image store's instruments, on the gateway's meter (<c>gateway_images_*_total</c> on /metrics).</summary>
 internal sealed class ImageMetrics(GatewayMetrics metrics)
 {
-    private readonly Counter<long> _copies = metrics.Meter.CreateCounter<long>("gateway.images.copies", "{copy}",
-        description: "Copy attempts of a generation's images into the image store, by outcome: stored, retry (failed, tried again later), failed (given up: fal's URLs stay)");
+    private readonly Counter<long> _copies = metrics.Meter.CreateCounter<long>("gateway.images.copies", "{attempt}",
+        "Copy attempts of a generation's images into the image store, by outcome: stored, retry (failed, tried again later), failed (given up: fal's URLs stay)");
 
     private readonly Counter<long> _swept = metrics.Meter.CreateCounter<long>("gateway.images.swept", "{image}",
-        description: "Stored images deleted because their generation expired");
+        "Stored images deleted because their generation expired");
 
     public void Copy(string outcome) => _copies.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
 

@@ -295,7 +295,7 @@ public abstract class ImageStoreTests(RedisServer redis)
         Assert.True(copies["retry"] == 2 && copies["failed"] == 1 && copies["stored"] == 0, copies.ToString());
         Assert.Equal(HttpStatusCode.NotFound, image.StatusCode);
         Assert.False(await HoldsAsync(store, id, 0));
-        Assert.Matches("gateway_images_copies(_total)?\\{[^}]*outcome=\"failed\"[^}]*\\} [1-9]", await metrics.Content.ReadAsStringAsync(Ct));
+        Assert.Matches("gateway_images_copies_total\\{[^}]*outcome=\"failed\"[^}]*\\} [1-9]", await metrics.Content.ReadAsStringAsync(Ct));
         Assert.True(Logged(harness, Serilog.Events.LogEventLevel.Error, "Gave up copying the images of generation {GenerationId} after {Attempts} attempts", id));
     }
 
