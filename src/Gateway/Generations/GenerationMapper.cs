@@ -16,6 +16,26 @@ internal static class GenerationMapper
         record.Error,
         GenerationLinks.For(record.Id));
 
+    /// <summary>The history's view: no fal call, the images as stored (a data-URI image is shown by its result link).</summary>
+    public static GenerationHistoryItem ToHistoryItem(GenerationRecord record, IReadOnlyList<StoredImage>? images)
+    {
+        var links = GenerationLinks.For(record.Id);
+        return new GenerationHistoryItem(
+            record.Id,
+            record.Model,
+            record.Status,
+            record.IsTerminal ? null : record.QueuePosition,
+            record.CreatedAt,
+            record.CompletedAt,
+            record.Error,
+            links,
+            record.Prompt,
+            record.Options ?? new GenerationChoices(null, null, null, null),
+            record.Status == GenerationStatus.Completed && images is not null
+                ? [.. images.Select(i => new HistoryImage(i.Url ?? links.Result, i.Url is null, i.ContentType, i.FileName, i.FileSize, i.Width, i.Height))]
+                : null);
+    }
+
     public static StatusResponse ToStatus(GenerationSnapshot snapshot, bool logs)
     {
         var response = ToResponse(snapshot.Record, snapshot.Live);

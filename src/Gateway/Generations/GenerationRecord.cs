@@ -21,5 +21,20 @@ internal sealed record GenerationRecord
     public int NumImages { get; init; } = 1;
     public GenerationError? Error { get; init; }
 
+    /// <summary>The prompt as submitted (null in records written before prompts were kept).</summary>
+    public string? Prompt { get; init; }
+
+    /// <summary>The options the caller chose (null in records written before they were kept).</summary>
+    public GenerationChoices? Options { get; init; }
+
+    /// <summary>Once completed, what the history shows of each image (null while pending, and in older records).</summary>
+    public IReadOnlyList<StoredImage>? Images { get; init; }
+
     public bool IsTerminal => GenerationStatus.IsTerminal(Status);
 }
+
+/// <summary>
+/// One result image as the record keeps it for the history: its URL when fal returned one, null when it came as a
+/// data URI (megabytes that belong in the result, not in every history page).
+/// </summary>
+internal sealed record StoredImage(string? Url, string? ContentType, string? FileName, long? FileSize, int? Width, int? Height);

@@ -24,11 +24,15 @@ public sealed class GatewayHarness : IAsyncDisposable
     private int _webhookPort;
     private string? _publicBaseUrl;
 
-    private GatewayHarness(FalEmulatorHost emulator, string falKey)
+    private GatewayHarness(FalEmulatorHost emulator, string falKey, ContractViolations contract)
     {
         Emulator = emulator;
         FalKey = falKey;
+        Contract = contract;
     }
+
+    /// <summary>What the replicas answered that docs/openapi.json does not describe; any fails the test on dispose.</summary>
+    public ContractViolations Contract { get; }
 
     public FalEmulatorHost Emulator { get; }
 
@@ -53,7 +57,8 @@ public sealed class GatewayHarness : IAsyncDisposable
         IReadOnlyDictionary<string, string?>? settings = null,
         int replicas = 1,
         bool webhooks = false,
-        Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null)
+        Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null,
+        OpenApiContract? contract = null)
     {
         var falKey = "fal-key-" + Guid.NewGuid().ToString("N") + ":SECRETPART";
         var emulatorOptions = new FalEmulatorOptions
@@ -65,7 +70,7 @@ public sealed class GatewayHarness : IAsyncDisposable
             SlowDelay = TimeSpan.FromSeconds(10),
         };
         emulator?.Invoke(emulatorOptions);
-        var harness = new GatewayHarness(await FalEmulatorHost.StartAsync(emulatorOptions), falKey)
+        var harness = new GatewayHarness(await FalEmulatorHost.StartAsync(emulatorOptions), falKey, new ContractViolations(contract))
         {
             RedisConnectionString = redis?.IsolatedConnectionString(),
         };
@@ -115,7 +120,7 @@ public sealed class GatewayHarness : IAsyncDisposable
             all[key] = value;
         }
 
-        var gateway = new GatewayApplication(all, _logs, services: services);
+        var gateway = new GatewayApplication(all, _logs, services: services, contract: Contract);
         _gateways.Add(gateway);
         var url = gateway.Start(_gateways.Count == 1 ? _webhookPort : 0);
         gateway.ClientOptions.BaseAddress = url;
@@ -188,6 +193,8 @@ public sealed class GatewayHarness : IAsyncDisposable
                 $"A secret appeared in the gateway's logs: {secret[..6]}…, e.g. in {_logs.Occurrences(secret).FirstOrDefault() ?? "the text"}");
             Assert.False(responses.Contains(secret, StringComparison.Ordinal), $"A secret appeared in a response: {secret[..6]}…");
         }
+
+        Contract.ThrowIfAny();
     }
 
     /// <summary>
