@@ -178,6 +178,10 @@ internal sealed class GatewayOperationFilter : IOperationFilter
                 Schema = new OpenApiSchema { Type = JsonSchemaType.String },
             };
         }
+        else
+        {
+            operation.Security = []; // said outright: this route takes no credentials (fal's webhook is signed instead)
+        }
 
         AddProblem(responses, context, StatusCodes.Status500InternalServerError,
             "The gateway failed unexpectedly; trace_id identifies the request in its logs.");
