@@ -72,6 +72,25 @@ public sealed class HostingTests(RedisServer redis)
         Assert.Equal(11, System.Text.RegularExpressions.Regex.Count(html[html.IndexOf("id=\"aspect_ratio\"", StringComparison.Ordinal)..html.IndexOf("id=\"num_images\"", StringComparison.Ordinal)], "<option>"));
     }
 
+    /// <summary>Outside the routes the framework answers, with the same problem every route gives (checked against the contract too).</summary>
+    [Fact]
+    public async Task UnknownRouteOrMethod_AnswersAProblemThatSaysWhat()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+        var client = harness.Client();
+        using var missing = await client.GetAsync("/v1/nope", TestContext.Current.CancellationToken);
+        var notFound = await missing.JsonAsync();
+        using var wrongMethod = await client.DeleteAsync("/v1/generations", TestContext.Current.CancellationToken);
+        var notAllowed = await wrongMethod.JsonAsync();
+
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Equal("urn:mai-image-gateway:problem:not-found", notFound["type"]!.GetValue<string>());
+        Assert.Contains("/v1/nope", notFound["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, wrongMethod.StatusCode);
+        Assert.Equal("/v1/generations does not take DELETE; it takes GET, POST.", notAllowed["detail"]!.GetValue<string>());
+        Assert.NotNull(notAllowed["trace_id"]);
+    }
+
     [Fact]
     public async Task Swagger_CanBeSwitchedOff()
     {

@@ -60,6 +60,21 @@ public sealed class OpenApiDocumentTests
         }
     }
 
+    /// <summary>An example that does not match its own schema would teach frontends the wrong shape.</summary>
+    [Fact]
+    public void CommittedDocument_SchemaExamplesMatchTheirSchemas()
+    {
+        var schemas = JsonNode.Parse(File.ReadAllText(OpenApiContract.CommittedPath))!["components"]!["schemas"]!.AsObject();
+        var withExamples = schemas.Where(s => s.Value!["example"] is JsonObject).ToList();
+        Assert.Contains(withExamples, s => s.Key == "GenerationResponse");
+        Assert.Contains(withExamples, s => s.Key == "Problem");
+        foreach (var (name, schema) in withExamples)
+        {
+            var violations = OpenApiContract.Committed.CheckAgainstSchema(name, schema!["example"]!);
+            Assert.True(violations.Count == 0, string.Join("\n", violations));
+        }
+    }
+
     private static string Canonical(JsonNode document) => document.ToJsonString(Indented) + "\n";
 
     /// <summary>Where two documents differ, as JSON pointers: what the reviewer of a contract change looks at.</summary>

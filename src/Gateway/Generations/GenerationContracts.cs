@@ -148,6 +148,30 @@ internal sealed record FalImageInput(
 /// <param name="Error">The failure, as a problem, when FAILED.</param>
 /// <param name="Links">Where to follow the job.</param>
 /// <param name="Result">The images, present only when COMPLETED.</param>
+[ApiExample("""
+    {
+      "id": "764cabcf-b745-4b3e-ae38-1200304cf45b",
+      "model": "microsoft/mai-image-2.5",
+      "status": "COMPLETED",
+      "queue_position": null,
+      "created_at": "2026-11-24T10:00:00+00:00",
+      "completed_at": "2026-11-24T10:00:09+00:00",
+      "error": null,
+      "links": {
+        "self": "/v1/generations/764cabcf-b745-4b3e-ae38-1200304cf45b",
+        "status": "/v1/generations/764cabcf-b745-4b3e-ae38-1200304cf45b/status",
+        "result": "/v1/generations/764cabcf-b745-4b3e-ae38-1200304cf45b/result",
+        "events": "/v1/generations/764cabcf-b745-4b3e-ae38-1200304cf45b/events",
+        "cancel": "/v1/generations/764cabcf-b745-4b3e-ae38-1200304cf45b/cancel"
+      },
+      "result": {
+        "images": [
+          { "url": "https://v3.fal.media/files/example/lighthouse.png", "content_type": "image/png", "file_name": "lighthouse.png", "file_size": 1482133, "width": 1024, "height": 576 }
+        ],
+        "description": "A lighthouse on a cliff at dusk."
+      }
+    }
+    """)]
 public sealed record GenerationResponse(
     string Id,
     string Model,
@@ -255,6 +279,29 @@ public sealed record GenerationPage(IReadOnlyList<GenerationHistoryItem> Items, 
 /// <param name="Prompt">The prompt as submitted; null only for generations recorded before the gateway kept prompts.</param>
 /// <param name="Options">The options the caller chose (only those it sent; fal's defaults apply to the rest).</param>
 /// <param name="Images">When COMPLETED, the images: absent while pending or failed.</param>
+[ApiExample("""
+    {
+      "id": "764cabcf-b745-4b3e-ae38-1200304cf45b",
+      "model": "microsoft/mai-image-2.5",
+      "status": "COMPLETED",
+      "queue_position": null,
+      "created_at": "2026-11-24T10:00:00+00:00",
+      "completed_at": "2026-11-24T10:00:09+00:00",
+      "error": null,
+      "links": {
+        "self": "/v1/generations/764cabcf-b745-4b3e-ae38-1200304cf45b",
+        "status": "/v1/generations/764cabcf-b745-4b3e-ae38-1200304cf45b/status",
+        "result": "/v1/generations/764cabcf-b745-4b3e-ae38-1200304cf45b/result",
+        "events": "/v1/generations/764cabcf-b745-4b3e-ae38-1200304cf45b/events",
+        "cancel": "/v1/generations/764cabcf-b745-4b3e-ae38-1200304cf45b/cancel"
+      },
+      "prompt": "A lighthouse on a cliff at dusk, photorealistic",
+      "options": { "num_images": 1, "aspect_ratio": "16:9" },
+      "images": [
+        { "url": "https://v3.fal.media/files/example/lighthouse.png", "data_uri": false, "content_type": "image/png", "width": 1024, "height": 576 }
+      ]
+    }
+    """)]
 public sealed record GenerationHistoryItem(
     string Id,
     string Model,

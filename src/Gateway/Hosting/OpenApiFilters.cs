@@ -62,6 +62,11 @@ internal sealed class GatewaySchemaFilter : ISchemaFilter
             concrete.AdditionalPropertiesAllowed = true;
             concrete.AdditionalProperties = null;
         }
+
+        if (type.GetCustomAttribute<ApiExampleAttribute>() is { } example)
+        {
+            concrete.Example = JsonNode.Parse(example.Json);
+        }
     }
 
     private static void ApplyValues(OpenApiSchema schema, MemberInfo member)

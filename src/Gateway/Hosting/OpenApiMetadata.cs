@@ -15,6 +15,13 @@ public sealed class ApiOptionalAttribute : Attribute;
 [AttributeUsage(AttributeTargets.Class)]
 public sealed class ApiExtensibleAttribute : Attribute;
 
+/// <summary>An example of the type's JSON for the document (checked against the type's own schema by the tests).</summary>
+[AttributeUsage(AttributeTargets.Class)]
+public sealed class ApiExampleAttribute(string json) : Attribute
+{
+    public string Json { get; } = json;
+}
+
 /// <summary>What an answer with this status means on this route (several are joined), for the OpenAPI document.</summary>
 internal sealed record ResponseDescriptionMetadata(int Status, string Description);
 

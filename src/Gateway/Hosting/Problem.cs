@@ -17,6 +17,16 @@ namespace Gateway.Hosting;
 /// <param name="RetryAfterSeconds">When a refused submit may succeed (429), as in the Retry-After header.</param>
 /// <param name="FalStatus">The status code fal answered, when the problem comes from fal.</param>
 /// <param name="FalErrorType">fal's error type (e.g. request_timeout), when fal gave one.</param>
+[ApiExample("""
+    {
+      "type": "urn:mai-image-gateway:problem:validation",
+      "title": "The request is not valid",
+      "status": 400,
+      "detail": "One or more fields are invalid; see errors.",
+      "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+      "errors": { "num_images": ["num_images must be from 1 to 4."] }
+    }
+    """)]
 public sealed record Problem(
     string Type,
     string Title,

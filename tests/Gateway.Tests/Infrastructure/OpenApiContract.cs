@@ -122,6 +122,11 @@ public sealed class OpenApiContract
         return violations;
     }
 
+    /// <summary>What about <paramref name="instance"/> the named component schema does not allow; empty when it matches.</summary>
+    public IReadOnlyList<string> CheckAgainstSchema(string schemaName, JsonNode instance) =>
+        Validate($"components/schemas/{schemaName}", $"#/$defs/{schemaName}", new JsonObject { ["$ref"] = $"#/$defs/{schemaName}" },
+            Encoding.UTF8.GetBytes(instance.ToJsonString()));
+
     /// <summary>Operational routes (health, metrics), the playground and Swagger itself: not part of the API's contract.</summary>
     public static bool IsOutsideTheContract(string path) =>
         path is "/" or "/health/live" or "/health/ready" or "/metrics" || path.StartsWith("/swagger", StringComparison.Ordinal);
