@@ -51,6 +51,7 @@ internal static class GenerationEndpoints
             .WithName(nameof(GetGenerationStatus))
             .WithSummary("Status only; cheap, safe to poll every 100 ms")
             .DescribesResponse(StatusCodes.Status200OK, "The status (and fal's logs with logs=true).")
+            .ProducesProblemFor(StatusCodes.Status400BadRequest, "logs is not true or false (errors names it).")
             .ProducesNotFound()
             .ProducesUpstreamProblems()
             .ProducesStoreProblems();
@@ -175,6 +176,12 @@ internal static class GenerationEndpoints
         return new GenerationJson(GenerationMapper.ToResponse(snapshot.Record, snapshot.Live), result, (i, ct) => service.GetBlobAsync(id, i, ct), location);
     }
 
+    /// <param name="user">The caller.</param>
+    /// <param name="history">The caller's history.</param>
+    /// <param name="service">The generations.</param>
+    /// <param name="cancellationToken">The request's cancellation.</param>
+    /// <param name="limit">How many items the page holds at most: 1 to 100 (default 20).</param>
+    /// <param name="cursor">Where the page starts: the next_cursor of the page before (none for the first page).</param>
     public static async Task<Results<Ok<GenerationPage>, ValidationProblem>> ListGenerations(
         ClaimsPrincipal user, IGenerationHistory history, GenerationService service, CancellationToken cancellationToken,
         int? limit = null, string? cursor = null)
@@ -245,6 +252,11 @@ internal static class GenerationEndpoints
         return events.For(record, request.Headers["Last-Event-ID"].FirstOrDefault());
     }
 
+    /// <param name="id">The generation's id (fal's request id).</param>
+    /// <param name="user">The caller.</param>
+    /// <param name="service">The generations.</param>
+    /// <param name="cancellationToken">The request's cancellation.</param>
+    /// <param name="logs">true: include fal's logs.</param>
     public static async Task<Results<Ok<StatusResponse>, ProblemHttpResult>> GetGenerationStatus(
         string id, ClaimsPrincipal user, GenerationService service, CancellationToken cancellationToken, bool logs = false)
     {

@@ -191,6 +191,19 @@ internal sealed class GatewayOperationFilter : IOperationFilter
         AddProblem(responses, context, StatusCodes.Status500InternalServerError,
             "The gateway failed unexpectedly; trace_id identifies the request in its logs.");
 
+        if (metadata.OfType<RequestBodyMetadata>().FirstOrDefault() is { } body)
+        {
+            operation.RequestBody = new OpenApiRequestBody
+            {
+                Description = body.Description,
+                Required = true,
+                Content = new Dictionary<string, OpenApiMediaType>
+                {
+                    [body.ContentType] = new() { Schema = context.SchemaGenerator.GenerateSchema(body.Type, context.SchemaRepository) },
+                },
+            };
+        }
+
         foreach (var header in metadata.OfType<RequestHeaderMetadata>())
         {
             operation.Parameters ??= [];

@@ -37,6 +37,12 @@ internal sealed record ResponseHeaderMetadata(string Name, string Description, I
 /// <summary>A request header the route honours.</summary>
 internal sealed record RequestHeaderMetadata(string Name, string Description, bool Required = false, string? Example = null, int? MaxLength = null);
 
+/// <summary>
+/// The body a route reads itself (no parameter binds it), for the document only: unlike <c>Accepts</c>, it adds no
+/// content-type check to routing (fal's webhook must reach its signature check whatever it declares).
+/// </summary>
+internal sealed record RequestBodyMetadata(Type Type, string ContentType, string Description);
+
 /// <summary>The answer of any status not listed otherwise (OpenAPI's <c>default</c>).</summary>
 internal sealed record DefaultResponseMetadata(Type Type, string Description, IReadOnlyList<string> ContentTypes);
 
@@ -76,6 +82,10 @@ internal static class OpenApiRouteExtensions
     /// <summary>The answer of any other status (<c>default</c>): <typeparamref name="T"/> as <paramref name="contentTypes"/>.</summary>
     public static RouteHandlerBuilder ProducesDefault<T>(this RouteHandlerBuilder builder, string description, params string[] contentTypes) =>
         builder.WithMetadata(new DefaultResponseMetadata(typeof(T), description, contentTypes));
+
+    /// <summary>Documents the body the route reads itself, without asking routing to check its content type.</summary>
+    public static RouteHandlerBuilder DocumentsRequestBody<T>(this RouteHandlerBuilder builder, string contentType, string description) =>
+        builder.WithMetadata(new RequestBodyMetadata(typeof(T), contentType, description));
 
     /// <summary>A <c>text/event-stream</c> answer whose events are named, each with the type of its <c>data</c>.</summary>
     public static TBuilder ProducesServerSentEvents<TBuilder>(this TBuilder builder, int status, params (string Name, Type Data)[] events)

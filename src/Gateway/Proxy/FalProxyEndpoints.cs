@@ -40,6 +40,11 @@ internal static class FalProxyEndpoints
             "A submit the gateway's validation refused, in fal's shape ({\"detail\":[{loc,msg,type}]}), or fal's own 422.")
         .Produces<FalJson>(StatusCodes.Status429TooManyRequests, "application/json")
         .DescribesResponse(StatusCodes.Status429TooManyRequests, "A client limit refused the submit ({\"detail\":…}), or fal's own 429.")
+        .Produces<FalJson>(StatusCodes.Status502BadGateway, "application/json")
+        .DescribesResponse(StatusCodes.Status502BadGateway, "The call to fal failed before fal answered ({\"detail\":…}), or fal's own 502.")
+        .Produces<FalJson>(StatusCodes.Status504GatewayTimeout, "application/json")
+        .DescribesResponse(StatusCodes.Status504GatewayTimeout, "fal did not answer within FalProxy__ActivityTimeout ({\"detail\":…}), or fal's own 504.")
+        .ProducesProblemFor(StatusCodes.Status413PayloadTooLarge, "The body is larger than the gateway accepts (Gateway__MaxRequestBodyBytes).")
         .ProducesProblemFor(StatusCodes.Status503ServiceUnavailable, "The gateway's store (Redis) is briefly unreachable.")
         .ProducesDefault<FalJson>("Any other status: fal's own answer, passed on.", "application/json");
 }

@@ -53,7 +53,8 @@ internal static class FalProxyExtensions
             .DescribesProxy("submits and storage uploads")
             // A submit passes the client limits before fal is asked: whatever answers it then carries their headers.
             .WithRateLimitHeaders(StatusCodes.Status200OK, StatusCodes.Status202Accepted, StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound,
-                StatusCodes.Status422UnprocessableEntity, StatusCodes.Status429TooManyRequests, ResponseHeaderMetadata.AnyOtherStatus);
+                StatusCodes.Status422UnprocessableEntity, StatusCodes.Status429TooManyRequests, StatusCodes.Status502BadGateway,
+                StatusCodes.Status504GatewayTimeout, ResponseHeaderMetadata.AnyOtherStatus);
         group.MapPut("", FalProxyEndpoints.ProxyPutToFal)
             .WithName(nameof(FalProxyEndpoints.ProxyPutToFal))
             .DescribesProxy("cancel");

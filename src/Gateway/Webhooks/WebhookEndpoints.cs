@@ -16,7 +16,7 @@ internal static partial class WebhookEndpoints
             .WithName(nameof(ReceiveFalWebhook))
             .WithSummary("fal's completion webhook (Ed25519-signed; idempotent)")
             .WithDescription("Called by fal, not by clients: the body is verified against fal's signature headers.")
-            .Accepts<FalWebhookBody>("application/json")
+            .DocumentsRequestBody<FalWebhookBody>("application/json", "fal's webhook, as fal sends it; its raw bytes are what the signature covers.")
             .WithRequestHeader(FalWebhookVerifier.RequestIdHeader, "The request id the webhook is about; part of the signed message.", required: true)
             .WithRequestHeader(FalWebhookVerifier.UserIdHeader, "fal's user id; part of the signed message.", required: true)
             .WithRequestHeader(FalWebhookVerifier.TimestampHeader, "Unix seconds; refused when more than Webhooks__TimestampTolerance from now.", required: true, example: "1764000000")

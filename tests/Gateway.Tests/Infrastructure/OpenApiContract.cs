@@ -52,7 +52,7 @@ public sealed class OpenApiContract
     public IReadOnlyList<string> Check(ObservedAnswer answer)
     {
         var path = answer.Path.Split('?')[0];
-        if (IsOutsideTheContract(path))
+        if (IsOutsideTheContract(answer.Method, path))
         {
             return [];
         }
@@ -130,6 +130,10 @@ public sealed class OpenApiContract
     /// <summary>Operational routes (health, metrics), the playground and Swagger itself: not part of the API's contract.</summary>
     public static bool IsOutsideTheContract(string path) =>
         path is "/" or "/health/live" or "/health/ready" or "/metrics" || path.StartsWith("/swagger", StringComparison.Ordinal);
+
+    /// <summary>CORS preflights are answered by the CORS middleware before any route: protocol, not an operation of the API.</summary>
+    public static bool IsOutsideTheContract(string method, string path) =>
+        string.Equals(method, "OPTIONS", StringComparison.OrdinalIgnoreCase) || IsOutsideTheContract(path);
 
     /// <summary>The document's path template for <paramref name="path"/>; literal segments win over parameters.</summary>
     private string? Match(string path)
@@ -297,7 +301,7 @@ public sealed class ContractViolations(OpenApiContract? contract = null)
 
     public void Check(ObservedAnswer answer)
     {
-        if (OpenApiContract.IsOutsideTheContract(answer.Path.Split('?')[0]))
+        if (OpenApiContract.IsOutsideTheContract(answer.Method, answer.Path.Split('?')[0]))
         {
             return;
         }
@@ -318,6 +322,9 @@ public sealed class ContractViolations(OpenApiContract? contract = null)
         }
     }
 
+    private static string Kind(string violation) =>
+        System.Text.RegularExpressions.Regex.Replace(violation.Split('\n')[0], @" \(for [^)]*\)", "");
+
     public void ThrowIfAny()
     {
         if (_found.IsEmpty)
@@ -325,9 +332,11 @@ public sealed class ContractViolations(OpenApiContract? contract = null)
             return;
         }
 
+        // One example of each kind of mismatch (route, status, what is wrong), with how often it happened.
         var all = _found.ToArray();
-        Assert.Fail($"The gateway sent {all.Length} answer(s) that docs/openapi.json does not describe:\n\n{string.Join("\n\n", all.Take(12))}"
-            + (all.Length > 12 ? $"\n\n… and {all.Length - 12} more." : "")
+        var kinds = all.GroupBy(Kind).Select(g => g.Count() == 1 ? g.First() : $"{g.First()}\n    ({g.Count()} answers like this one)").ToList();
+        Assert.Fail($"The gateway sent {all.Length} answer(s) that docs/openapi.json does not describe:\n\n{string.Join("\n\n", kinds.Take(12))}"
+            + (kinds.Count > 12 ? $"\n\n… and {kinds.Count - 12} more kinds." : "")
             + "\n\nFix the code or its OpenAPI metadata (src/Gateway: Produces…/ProducesProblemFor/WithResponseHeader, the contract records), "
             + $"then regenerate the document: {OpenApiContract.RegenerateCommand}");
     }
