@@ -175,13 +175,17 @@ internal sealed class GatewayOperationFilter : IOperationFilter
                 new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(ApiKeyScheme, context.Document)] = [] },
             ];
             AddProblem(responses, context, StatusCodes.Status401Unauthorized,
-                "No client key (or access token) was sent, or one this gateway does not know.");
+                "No client key (or access token) was sent, or one this gateway does not know, or an access token that is not valid "
+                + "(not signed by the identity provider, expired, or for another audience).");
             Response(responses, StatusCodes.Status401Unauthorized).Headers!["WWW-Authenticate"] = new OpenApiHeader
             {
-                Description = "The scheme to authenticate with: Bearer.",
+                Description = "The scheme to authenticate with: Bearer; for an access token that is not valid, RFC 6750's "
+                    + "`Bearer realm=\"mai-image-gateway\", error=\"invalid_token\"` (with error_description when there is one).",
                 Required = true,
                 Schema = new OpenApiSchema { Type = JsonSchemaType.String },
             };
+            AddProblem(responses, context, StatusCodes.Status403Forbidden,
+                "A valid access token for an app (azp or appid claim) that is mapped to no client of this gateway.");
         }
         else
         {
