@@ -35,7 +35,7 @@ public sealed record Problem(
     string TraceId,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, string[]>? Errors = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    [property: ApiValues("requests_per_minute", "images_per_day", "daily_budget_usd", "max_concurrent")]
+    [property: ApiValues("requests_per_minute", "images_per_day", "daily_budget_usd", "max_concurrent", "per_user.requests_per_minute", "per_user.images_per_day")]
     IReadOnlyList<string>? Limits = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? RetryAfterSeconds = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? FalStatus = null,
