@@ -469,6 +469,24 @@ public sealed class FalProxyTests(RedisServer redis)
         Assert.Equal(1, harness.Fal.RunCount);
     }
 
+    /// <summary>fal out of reach: the proxied submit answers 502 in fal's shape, like the proxy's other refusals, and counts nothing.</summary>
+    [Fact]
+    public async Task Proxy_WhenFalCannotBeReached_Answers502_AndGivesTheUnitsBack()
+    {
+        var client = new TestClient();
+        var dead = $"http://127.0.0.1:{RedisServer.FreePort()}";
+        await using var harness = await GatewayHarness.StartAsync(redis, settings: client.With(("Fal:QueueBaseUrl", dead)));
+        var http = harness.Client(client.Key);
+
+        using var response = await ProxyAsync(http, HttpMethod.Post, Model, """{"prompt":"a lighthouse"}""");
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType); // fal's shape, which @fal-ai/client reads
+        Assert.Contains("fal", (await response.JsonAsync())["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        var usage = await (await http.GetAsync("/v1/usage", Ct)).JsonAsync();
+        Assert.Equal(0, usage["submits"]!.GetValue<int>());
+    }
+
     internal static async Task<HttpResponseMessage> ProxyAsync(
         HttpClient client, HttpMethod method, string target, string? json = null, Action<HttpRequestMessage>? configure = null)
     {

@@ -137,6 +137,92 @@ public sealed class HistoryTests(RedisServer redis)
         Assert.Equal(field, problem.Field());
     }
 
+    /// <summary>
+    /// A gallery page needs one request: each item carries its prompt, the options chosen and, once completed, its images
+    /// (fal's URLs as stored; a sync_mode result's data URIs are not repeated, the result link stands in for them).
+    /// </summary>
+    [Fact]
+    public async Task List_ItemsCarryPromptOptionsAndImages_SoAGalleryNeedsOneRequest()
+    {
+        var client = new TestClient();
+        await using var harness = await GatewayHarness.StartAsync(redis, settings: client.Settings);
+        var http = harness.Client(client.Key);
+        var stored = await http.SubmitAsync(new { prompt = "a lighthouse at dusk", num_images = 2, aspect_ratio = "16:9", output_format = "jpeg" });
+        var inline = await http.SubmitAsync(new { prompt = "inline please", sync_mode = true });
+        var edit = await http.SubmitAsync(new { prompt = "make it blue", image_urls = new[] { GenerationFlowTests.TinyPngDataUri() } }, "/v1/edits");
+        var failed = await http.SubmitAsync(new { prompt = "forbidden thing [[fault:content_policy@result]]" });
+        foreach (var id in new[] { stored, inline, edit, failed })
+        {
+            await http.WaitUntilDoneAsync(id);
+        }
+
+        var pending = await http.SubmitAsync(new { prompt = "still running [[run:60000]]" });
+        var result = await (await http.GetAsync($"/v1/generations/{stored}/result", Ct)).JsonAsync();
+
+        using var response = await http.GetAsync("/v1/generations", Ct);
+        var items = (await response.JsonAsync())["items"]!.AsArray().ToDictionary(i => i!["id"]!.GetValue<string>(), i => i!);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        var first = items[stored];
+        Assert.Equal("a lighthouse at dusk", first["prompt"]!.GetValue<string>());
+        GatewayHarness.AssertSameJson("""{"num_images":2,"aspect_ratio":"16:9","output_format":"jpeg"}""", first["options"]!);
+        var images = first["images"]!.AsArray();
+        Assert.Equal(2, images.Count);
+        Assert.Equal(result["images"]!.AsArray().Select(i => i!["url"]!.GetValue<string>()), images.Select(i => i!["url"]!.GetValue<string>()));
+        Assert.All(images, image =>
+        {
+            Assert.StartsWith("http", image!["url"]!.GetValue<string>(), StringComparison.Ordinal);
+            Assert.False(image["data_uri"]!.GetValue<bool>());
+            Assert.True(image["width"]!.GetValue<int>() > 0 && image["height"]!.GetValue<int>() > 0);
+        });
+
+        var second = items[inline];
+        GatewayHarness.AssertSameJson("""{"sync_mode":true}""", second["options"]!);
+        var inlineImage = Assert.Single(second["images"]!.AsArray())!;
+        Assert.Equal($"/v1/generations/{inline}/result", inlineImage["url"]!.GetValue<string>());
+        Assert.True(inlineImage["data_uri"]!.GetValue<bool>());
+        Assert.DoesNotContain("data:", second.ToJsonString(), StringComparison.Ordinal);
+
+        Assert.Equal("make it blue", items[edit]["prompt"]!.GetValue<string>());
+        Assert.Equal("microsoft/mai-image-2.5/edit", items[edit]["model"]!.GetValue<string>());
+        Assert.Single(items[edit]["images"]!.AsArray());
+        Assert.DoesNotContain("data:", items[edit].ToJsonString(), StringComparison.Ordinal); // nor the input image
+
+        Assert.Equal("FAILED", items[failed]["status"]!.GetValue<string>());
+        Assert.Null(items[failed]["images"]);
+        Assert.NotNull(items[failed]["error"]);
+        Assert.Equal("still running [[run:60000]]", items[pending]["prompt"]!.GetValue<string>());
+        Assert.Null(items[pending]["images"]);
+        GatewayHarness.AssertSameJson("{}", items[pending]["options"]!);
+    }
+
+    /// <summary>A generation that completed before records kept their images still shows them, read from its stored result.</summary>
+    [Fact]
+    public async Task List_OfARecordWithoutImages_ReadsThemFromTheStoredResult()
+    {
+        var client = new TestClient();
+        await using var harness = await GatewayHarness.StartAsync(redis, settings: client.Settings);
+        var http = harness.Client(client.Key);
+        var id = await http.SubmitAsync(new { prompt = "older record", num_images = 2 });
+        await http.WaitUntilDoneAsync(id);
+        var result = await (await http.GetAsync($"/v1/generations/{id}/result", Ct)).JsonAsync();
+
+        await using (var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(harness.RedisConnectionString!))
+        {
+            var key = Gateway.Storage.RedisKeys.Generation(id);
+            var record = JsonNode.Parse((string)(await connection.GetDatabase().StringGetAsync(key))!)!.AsObject();
+            Assert.True(record.Remove("images") && record.Remove("prompt") && record.Remove("options"), record.ToJsonString());
+            await connection.GetDatabase().StringSetAsync(key, record.ToJsonString(), TimeSpan.FromMinutes(5));
+        }
+
+        var item = (await (await http.GetAsync("/v1/generations", Ct)).JsonAsync())["items"]!.AsArray().Single()!;
+        Assert.Equal(result["images"]!.AsArray().Select(i => i!["url"]!.GetValue<string>()), item["images"]!.AsArray().Select(i => i!["url"]!.GetValue<string>()));
+        Assert.Null(item["prompt"]);
+        GatewayHarness.AssertSameJson("{}", item["options"]!);
+    }
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
     /// <summary>Strictly newest first: by created_at (in ms, as stored), then by id, descending.</summary>
     private static void AssertNewestFirst(List<JsonNode> items)
     {

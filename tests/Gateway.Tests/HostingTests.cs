@@ -47,7 +47,8 @@ public sealed class HostingTests(RedisServer redis)
         var schemas = document["components"]!["schemas"]!;
         var generate = schemas["GenerateRequest"]!["properties"]!;
         Assert.Equal(11, generate["aspect_ratio"]!["enum"]!.AsArray().Count);
-        Assert.Equal("auto", generate["aspect_ratio"]!["default"]!.GetValue<string>());
+        Assert.EndsWith("Default: \"auto\".", generate["aspect_ratio"]!["description"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Null(generate["aspect_ratio"]!["default"]); // a generated client would make the field required
         Assert.Equal(3, generate["output_format"]!["enum"]!.AsArray().Count);
         Assert.NotNull(generate["prompt"]!["example"]);
         Assert.Equal(8, schemas["EditRequest"]!["properties"]!["aspect_ratio"]!["enum"]!.AsArray().Count);
@@ -69,6 +70,25 @@ public sealed class HostingTests(RedisServer redis)
         Assert.Contains("\"/v1/generations\"", html, StringComparison.Ordinal);
         Assert.Contains("X-Api-Key", html, StringComparison.Ordinal);
         Assert.Equal(11, System.Text.RegularExpressions.Regex.Count(html[html.IndexOf("id=\"aspect_ratio\"", StringComparison.Ordinal)..html.IndexOf("id=\"num_images\"", StringComparison.Ordinal)], "<option>"));
+    }
+
+    /// <summary>Outside the routes the framework answers, with the same problem every route gives (checked against the contract too).</summary>
+    [Fact]
+    public async Task UnknownRouteOrMethod_AnswersAProblemThatSaysWhat()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+        var client = harness.Client();
+        using var missing = await client.GetAsync("/v1/nope", TestContext.Current.CancellationToken);
+        var notFound = await missing.JsonAsync();
+        using var wrongMethod = await client.DeleteAsync("/v1/generations", TestContext.Current.CancellationToken);
+        var notAllowed = await wrongMethod.JsonAsync();
+
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Equal("urn:mai-image-gateway:problem:not-found", notFound["type"]!.GetValue<string>());
+        Assert.Contains("/v1/nope", notFound["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, wrongMethod.StatusCode);
+        Assert.Equal("/v1/generations does not take DELETE; it takes GET, POST.", notAllowed["detail"]!.GetValue<string>());
+        Assert.NotNull(notAllowed["trace_id"]);
     }
 
     [Fact]

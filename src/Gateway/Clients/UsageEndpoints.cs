@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Claims;
 using System.Text.Json.Serialization;
+using Gateway.Hosting;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Gateway.Clients;
@@ -54,8 +55,9 @@ internal static class UsageEndpoints
         group.MapGet("/usage", GetUsage)
             .WithName(nameof(GetUsage))
             .WithSummary("The caller's usage and limits today")
-            .ProducesProblem(StatusCodes.Status401Unauthorized)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .DescribesResponse(StatusCodes.Status200OK, "Today's usage (UTC) and each limit with what remains.")
+            .ProducesProblemFor(StatusCodes.Status503ServiceUnavailable, "The counters cannot be read (Redis is unreachable); Retry-After says when to try again.")
+            .WithResponseHeader("Retry-After", "Seconds to wait before trying again.", [StatusCodes.Status503ServiceUnavailable], integer: true, example: "2");
         return group;
     }
 

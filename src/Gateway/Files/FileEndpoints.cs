@@ -35,9 +35,12 @@ internal static class FileEndpoints
                 + "from its bytes). The whole body is read (up to its closing boundary) before the file goes to fal's storage; the answer's url "
                 + "goes into image_urls.")
             .Accepts<FileUploadForm>("multipart/form-data")
-            .ProducesValidationProblem()
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .DescribesResponse(StatusCodes.Status201Created, "Stored on fal's CDN: url goes into an edit's image_urls (Location is the same URL).")
+            .WithResponseHeader("Location", "The file's URL on fal's CDN.", [StatusCodes.Status201Created], required: true,
+                example: "https://v3.fal.media/files/example/input.png")
+            .ProducesProblemFor(StatusCodes.Status400BadRequest, "No part named 'file', more than one, an empty file, or a malformed multipart body (errors names file).")
+            .ProducesProblemFor(StatusCodes.Status413PayloadTooLarge, "The file is larger than the gateway accepts.")
+            .ProducesProblemFor(StatusCodes.Status415UnsupportedMediaType, "The body is not multipart/form-data, or the file is not a PNG, JPEG, WebP or GIF image.")
             .ProducesUpstreamProblems();
         return group;
     }

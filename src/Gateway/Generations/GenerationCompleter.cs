@@ -38,7 +38,7 @@ internal sealed partial class GenerationCompleter(
         {
             var result = StoredResult.Encode(output.ToArray(), generationOptions.Value.InlineResultMaxBytes);
             LogCompleted(logger, record.Id, output.Length);
-            return await EndAsync(record with { Status = GenerationStatus.Completed, QueuePosition = null, CompletedAt = time.GetUtcNow() }, result, cancellationToken);
+            return await EndAsync(Completed(record, output), result, cancellationToken);
         }
 
         if (status == "ERROR" && (payload is not null || error is not null))
@@ -147,7 +147,7 @@ internal sealed partial class GenerationCompleter(
             {
                 var result = StoredResult.Encode(body.Body, generationOptions.Value.InlineResultMaxBytes);
                 LogCompleted(logger, record.Id, body.Body.Length);
-                return (record with { Status = GenerationStatus.Completed, QueuePosition = null, CompletedAt = time.GetUtcNow() }, result);
+                return (Completed(record, body.Body), result);
             }
             catch (JsonException)
             {
@@ -157,6 +157,15 @@ internal sealed partial class GenerationCompleter(
 
         return (Failed(record, FalErrorParser.FromResult(body, status)), null);
     }
+
+    /// <summary>The completed record, with what the history shows of its images (their URLs, not data URIs).</summary>
+    private GenerationRecord Completed(GenerationRecord record, ReadOnlyMemory<byte> result) => record with
+    {
+        Status = GenerationStatus.Completed,
+        QueuePosition = null,
+        CompletedAt = time.GetUtcNow(),
+        Images = ResultImages.Summarize(result),
+    };
 
     private GenerationRecord Failed(GenerationRecord record, FalFailure failure)
     {

@@ -18,6 +18,34 @@ internal sealed class GenerationMapper(LinkTickets tickets)
         ImageCopy: record.Status == GenerationStatus.Completed ? record.ImageCopy : null,
         User: record.User);
 
+    /// <summary>
+    /// The history's view: no fal call, the images as stored (a data-URI image is shown by its result link; an image copied to the
+    /// gateway's image store by the gateway's link, as the result shows it).
+    /// </summary>
+    public GenerationHistoryItem ToHistoryItem(GenerationRecord record, IReadOnlyList<RecordedImage>? images, Func<int, string> storedImageUrl)
+    {
+        var links = LinksFor(record);
+        var stored = record.ImageCopy == ImageCopyState.Stored && record.StoredImages is not null;
+        return new GenerationHistoryItem(
+            record.Id,
+            record.Model,
+            record.Status,
+            record.IsTerminal ? null : record.QueuePosition,
+            record.CreatedAt,
+            record.CompletedAt,
+            record.Error,
+            links,
+            record.Prompt,
+            record.Options ?? new GenerationChoices(null, null, null, null),
+            record.Status == GenerationStatus.Completed && images is not null
+                ? [.. images.Select((i, n) => stored && n < record.StoredImages!.Count
+                    ? new HistoryImage(storedImageUrl(n), false, record.StoredImages[n].ContentType, i.FileName, record.StoredImages[n].Length, i.Width, i.Height)
+                    : new HistoryImage(i.Url ?? links.Result, i.Url is null, i.ContentType, i.FileName, i.FileSize, i.Width, i.Height))]
+                : null,
+            ImageCopy: record.Status == GenerationStatus.Completed ? record.ImageCopy : null,
+            User: record.User);
+    }
+
     public StatusResponse ToStatus(GenerationSnapshot snapshot, bool logs)
     {
         var response = ToResponse(snapshot.Record, snapshot.Live);

@@ -19,7 +19,18 @@ internal static class GenerationProblems
 
     public static ProblemHttpResult FromGenerationError(GenerationError error)
     {
-        var extensions = new Dictionary<string, object?> { ["fal_status"] = error.FalStatus, ["fal_error_type"] = error.FalErrorType };
+        // Extensions are present when known, never null (the contract's Problem schema).
+        var extensions = new Dictionary<string, object?>();
+        if (error.FalStatus is { } falStatus)
+        {
+            extensions["fal_status"] = falStatus;
+        }
+
+        if (error.FalErrorType is not null)
+        {
+            extensions["fal_error_type"] = error.FalErrorType;
+        }
+
         if (error.Errors is not null)
         {
             extensions["errors"] = error.Errors;

@@ -36,6 +36,15 @@ internal sealed record GenerationRecord
     /// <summary>Copy attempts that failed so far (each retried until the configured number of attempts).</summary>
     public int ImageCopyAttempts { get; init; }
 
+    /// <summary>The prompt as submitted (null in records written before prompts were kept).</summary>
+    public string? Prompt { get; init; }
+
+    /// <summary>The options the caller chose (null in records written before they were kept).</summary>
+    public GenerationChoices? Options { get; init; }
+
+    /// <summary>Once completed, what the history shows of each image (null while pending, and in older records).</summary>
+    public IReadOnlyList<RecordedImage>? Images { get; init; }
+
     public bool IsTerminal => GenerationStatus.IsTerminal(Status);
 }
 
@@ -57,3 +66,9 @@ public static class ImageCopyState
 /// <param name="Length">Its size in bytes.</param>
 /// <param name="Sha256">The lowercase hex SHA-256 of its bytes: its ETag.</param>
 internal sealed record StoredImage(string ContentType, long Length, string Sha256);
+
+/// <summary>
+/// One result image as the record keeps it for the history: its URL when fal returned one, null when it came as a
+/// data URI (megabytes that belong in the result, not in every history page).
+/// </summary>
+internal sealed record RecordedImage(string? Url, string? ContentType, string? FileName, long? FileSize, int? Width, int? Height);

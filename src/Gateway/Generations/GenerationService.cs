@@ -121,6 +121,20 @@ internal sealed class GenerationService(
         return result;
     }
 
+    /// <summary>
+    /// The images the history shows for a completed generation: kept on its record since it completed; read from its stored
+    /// result for a record that completed before records kept them.
+    /// </summary>
+    public async Task<IReadOnlyList<RecordedImage>?> GetHistoryImagesAsync(GenerationRecord record, CancellationToken cancellationToken)
+    {
+        if (record.Status != GenerationStatus.Completed || record.Images is not null)
+        {
+            return record.Images;
+        }
+
+        return await store.GetResultAsync(record.Id, cancellationToken) is { } stored ? ResultImages.Summarize(stored.Document) : null;
+    }
+
     public Task<byte[]?> GetBlobAsync(string id, int index, CancellationToken cancellationToken) =>
         store.GetBlobAsync(id, index, cancellationToken);
 

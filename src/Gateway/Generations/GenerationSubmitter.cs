@@ -61,6 +61,8 @@ internal sealed partial class GenerationSubmitter(
             ResponseUrl = QueueUrl(submitted.ResponseUrl, submitted.RequestId, ""),
             CancelUrl = QueueUrl(submitted.CancelUrl, submitted.RequestId, "/cancel"),
             NumImages = request.NumImages ?? 1,
+            Prompt = request.Prompt,
+            Options = GenerationChoices.Of(request.ToFalInput()),
         };
         await CreateWithRetriesAsync(record);
         LogSubmitted(logger, record.Id, owner.Client, endpointId, record.NumImages);

@@ -42,6 +42,20 @@ internal sealed class GatewayProblemDetails(ValidationFieldNames fieldNames) : I
                 problem.Type = ProblemTypes.ForStatus(problem.Status);
             }
         }
+
+        problem.Detail ??= DefaultDetail(context.HttpContext, problem);
+    }
+
+    /// <summary>Every problem says what happened (the contract's Problem requires detail), also those the framework raises.</summary>
+    private static string DefaultDetail(HttpContext httpContext, ProblemDetails problem)
+    {
+        var request = httpContext.Request;
+        return problem.Status switch
+        {
+            StatusCodes.Status404NotFound => $"There is nothing at {request.Path}; the routes are listed in the OpenAPI document (/swagger).",
+            StatusCodes.Status405MethodNotAllowed => $"{request.Path} does not take {request.Method}; it takes {httpContext.Response.Headers.Allow}.",
+            _ => problem.Title ?? "The request failed.",
+        };
     }
 
     /// <summary>A body refused as too large (413) or not JSON (415), wherever it was refused: one type, one field, one default detail.</summary>

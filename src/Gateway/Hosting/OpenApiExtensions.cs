@@ -1,6 +1,4 @@
-using System.ComponentModel.DataAnnotations;
 using System.Reflection;
-using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
 using Swashbuckle.AspNetCore.SwaggerGen;
@@ -26,30 +24,27 @@ internal static class OpenApiExtensions
                     + "a browser frontend sends its signed-in user's OIDC access token as `Authorization: Bearer <JWT>` instead. "
                     + "In Development the local key is `dev-local-key`.",
             });
-            options.AddSecurityDefinition("Bearer", new OpenApiSecurityScheme
+            // Relative: the document describes the gateway that serves it, wherever that runs.
+            options.AddServer(new OpenApiServer { Url = "/", Description = "The gateway serving this document." });
+            options.AddSecurityDefinition(GatewayOperationFilter.BearerScheme, new OpenApiSecurityScheme
             {
                 Type = SecuritySchemeType.Http,
                 Scheme = "bearer",
-                Description = "Your client key, or a signed-in user's OIDC access token, sent as `Authorization: Bearer <value>`.",
+                Description = "Your client key, or a signed-in user's OIDC access token from the identity provider the gateway is set up for: "
+                    + "`Authorization: Bearer <client key or access token>`.",
             });
-            options.AddSecurityDefinition("ApiKey", new OpenApiSecurityScheme
+            options.AddSecurityDefinition(GatewayOperationFilter.ApiKeyScheme, new OpenApiSecurityScheme
             {
                 Type = SecuritySchemeType.ApiKey,
                 In = ParameterLocation.Header,
                 Name = "X-Api-Key",
                 Description = "Your client key, sent as `X-Api-Key: <key>`.",
             });
-            options.AddSecurityRequirement(document => new OpenApiSecurityRequirement
-            {
-                [new OpenApiSecuritySchemeReference("Bearer", document)] = [],
-            });
-            options.AddSecurityRequirement(document => new OpenApiSecurityRequirement
-            {
-                [new OpenApiSecuritySchemeReference("ApiKey", document)] = [],
-            });
             options.IncludeXmlComments(Assembly.GetExecutingAssembly());
             options.SupportNonNullableReferenceTypes();
-            options.SchemaFilter<AllowedValuesSchemaFilter>();
+            options.SchemaFilter<GatewaySchemaFilter>();
+            options.OperationFilter<GatewayOperationFilter>();
+            options.DocumentFilter<GatewayDocumentFilter>();
         });
         return builder;
     }
@@ -61,7 +56,8 @@ internal static class OpenApiExtensions
             return app;
         }
 
-        app.UseSwagger();
+        // 3.1: its schemas are JSON Schema 2020-12 (null is a type), which validators and client generators read as is.
+        app.UseSwagger(options => options.OpenApiVersion = OpenApiSpecVersion.OpenApi3_1);
         app.UseSwaggerUI(options =>
         {
             options.SwaggerEndpoint("/swagger/v1/swagger.json", "MAI-Image-2.5 gateway v1");
@@ -70,31 +66,5 @@ internal static class OpenApiExtensions
             options.EnablePersistAuthorization();
         });
         return app;
-    }
-
-    /// <summary>
-    /// <c>[AllowedValues]</c> becomes the schema's <c>enum</c> (the ratios are not C# identifiers, so they stay
-    /// strings), and the catch-all for unknown fields is hidden: the schema says no other fields are allowed.
-    /// </summary>
-    private sealed class AllowedValuesSchemaFilter : ISchemaFilter
-    {
-        public void Apply(IOpenApiSchema schema, SchemaFilterContext context)
-        {
-            if (schema is not OpenApiSchema concrete)
-            {
-                return;
-            }
-
-            if (context.MemberInfo?.GetCustomAttribute<AllowedValuesAttribute>() is { } allowed)
-            {
-                concrete.Enum = allowed.Values.Where(v => v is not null).Select(v => (JsonNode)JsonValue.Create(v!.ToString())!).ToList();
-            }
-
-            if (context.Type.GetProperties().Any(p => p.GetCustomAttribute<System.Text.Json.Serialization.JsonExtensionDataAttribute>() is not null))
-            {
-                concrete.AdditionalPropertiesAllowed = false;
-                concrete.AdditionalProperties = null;
-            }
-        }
     }
 }

@@ -24,11 +24,18 @@ internal static class ImageEndpoints
                 + "image URLs point here and, when links are signed, carry a short-lived ticket, so a page's <img> opens them "
                 + "without headers. 404, as for every generation route, when the generation is not the caller's, and when the "
                 + "image is not in the store.")
-            .Produces(StatusCodes.Status200OK, contentType: "image/png", additionalContentTypes: ["image/jpeg", "image/webp", "image/gif"])
-            .Produces(StatusCodes.Status206PartialContent)
+            .Produces<Stream>(StatusCodes.Status200OK, contentType: "image/png", additionalContentTypes: ["image/jpeg", "image/webp", "image/gif"])
+            .Produces<Stream>(StatusCodes.Status206PartialContent, contentType: "image/png", additionalContentTypes: ["image/jpeg", "image/webp", "image/gif"])
             .Produces(StatusCodes.Status304NotModified)
-            .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status416RangeNotSatisfiable);
+            .DescribesResponse(StatusCodes.Status200OK, "The image's bytes, as its content type.")
+            .DescribesResponse(StatusCodes.Status206PartialContent, "The part of the image the Range header asked for (Content-Range says which).")
+            .DescribesResponse(StatusCodes.Status304NotModified, "If-None-Match named the image's ETag: the copy the caller has is current.")
+            .WithRequestHeader("Range", "A byte range of the image (one range, e.g. bytes=0-1023).", example: "bytes=0-1023")
+            .WithRequestHeader("If-None-Match", "The ETag of a copy the caller has.")
+            .WithResponseHeader("ETag", "The image's SHA-256, quoted.", [StatusCodes.Status200OK, StatusCodes.Status206PartialContent, StatusCodes.Status304NotModified])
+            .WithResponseHeader("Content-Range", "Which bytes of the image the answer holds.", [StatusCodes.Status206PartialContent], required: true)
+            .ProducesProblemFor(StatusCodes.Status404NotFound, "No generation with this id belongs to the caller, or image n of it is not in the image store.")
+            .ProducesProblemFor(StatusCodes.Status416RangeNotSatisfiable, "The Range asked for lies outside the image.");
         return group;
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using Gateway.Clients;
 using Gateway.Hosting;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -44,13 +45,20 @@ internal static class FalProxyExtensions
     public static RouteGroupBuilder MapFalProxy(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Route).RequireAuthorization().WithTags("fal client proxy");
-        group.MapMethods("", [HttpMethods.Get, HttpMethods.Post, HttpMethods.Put], FalProxyEndpoints.ProxyToFal)
-            .WithName(nameof(FalProxyEndpoints.ProxyToFal))
-            .WithSummary("fal's client proxy protocol, for @fal-ai/client with proxyUrl")
-            .WithDescription("Forwards the call named by the x-fal-target-url header to fal with the gateway's FAL key, "
-                + "if it is one the gateway allows: submits to the configured models (validated as /v1 submits), "
-                + "status, status stream, result and cancel of the caller's own requests, and storage uploads. "
-                + "Answers as fal does; refusals are 400 {\"message\":\"Invalid request\",\"detail\":…}.");
+        // One route per method, so each has its own operation id (a generated client names its functions by them).
+        group.MapGet("", FalProxyEndpoints.ProxyGetToFal)
+            .WithName(nameof(FalProxyEndpoints.ProxyGetToFal))
+            .DescribesProxy("status, status stream and result");
+        group.MapPost("", FalProxyEndpoints.ProxyPostToFal)
+            .WithName(nameof(FalProxyEndpoints.ProxyPostToFal))
+            .DescribesProxy("submits and storage uploads")
+            // A submit passes the client limits before fal is asked: whatever answers it then carries their headers.
+            .WithRateLimitHeaders(StatusCodes.Status200OK, StatusCodes.Status202Accepted, StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound,
+                StatusCodes.Status422UnprocessableEntity, StatusCodes.Status429TooManyRequests, StatusCodes.Status502BadGateway,
+                StatusCodes.Status504GatewayTimeout, ResponseHeaderMetadata.AnyOtherStatus);
+        group.MapPut("", FalProxyEndpoints.ProxyPutToFal)
+            .WithName(nameof(FalProxyEndpoints.ProxyPutToFal))
+            .DescribesProxy("cancel");
         return group;
     }
 }

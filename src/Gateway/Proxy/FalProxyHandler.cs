@@ -143,6 +143,16 @@ internal sealed partial class FalProxyHandler(
         if (error != ForwarderError.None)
         {
             LogForwardFailed(logger, target.Operation, error, context.GetForwarderErrorFeature()?.Exception?.GetType().Name);
+            if (!context.Response.HasStarted)
+            {
+                // YARP set the status (502, 504…) and no body: say why, in fal's shape like the proxy's other refusals.
+                await WriteFalJsonAsync(context, context.Response.StatusCode, new JsonObject
+                {
+                    ["detail"] = context.Response.StatusCode == StatusCodes.Status504GatewayTimeout
+                        ? "fal did not answer in time (FalProxy__ActivityTimeout)."
+                        : "The call to fal failed before fal answered (fal unreachable, or the connection broke).",
+                });
+            }
         }
 
         return new Forwarded(error, transformer);

@@ -23,6 +23,11 @@ internal sealed record FalStatus(
     public const string Completed = "COMPLETED";
 }
 
+/// <summary>One of fal's log lines, as fal sent it.</summary>
+/// <param name="Message">The line.</param>
+/// <param name="Level">Its level, e.g. INFO.</param>
+/// <param name="Source">Where it came from, e.g. USER.</param>
+/// <param name="Timestamp">When, as fal wrote it.</param>
 public sealed record FalLog(
     [property: JsonPropertyName("message")] string? Message,
     [property: JsonPropertyName("level")] string? Level,

@@ -26,7 +26,12 @@ internal sealed partial class FalProblemMapper(ILogger<FalProblemMapper> logger)
             Status = (int)failure.GatewayStatus,
             Detail = failure.Detail,
         };
-        problem.Extensions["fal_status"] = failure.FalStatusCode;
+        // Extensions are present when known, never null (the contract's Problem schema).
+        if (failure.FalStatusCode is { } falStatus)
+        {
+            problem.Extensions["fal_status"] = falStatus;
+        }
+
         if (failure.ErrorType is not null)
         {
             problem.Extensions["fal_error_type"] = failure.ErrorType;

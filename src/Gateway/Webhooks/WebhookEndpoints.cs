@@ -16,10 +16,17 @@ internal static partial class WebhookEndpoints
             .WithName(nameof(ReceiveFalWebhook))
             .WithSummary("fal's completion webhook (Ed25519-signed; idempotent)")
             .WithDescription("Called by fal, not by clients: the body is verified against fal's signature headers.")
-            .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status401Unauthorized)
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .DocumentsRequestBody<FalWebhookBody>("application/json", "fal's webhook, as fal sends it; its raw bytes are what the signature covers.")
+            .WithRequestHeader(FalWebhookVerifier.RequestIdHeader, "The request id the webhook is about; part of the signed message.", required: true)
+            .WithRequestHeader(FalWebhookVerifier.UserIdHeader, "fal's user id; part of the signed message.", required: true)
+            .WithRequestHeader(FalWebhookVerifier.TimestampHeader, "Unix seconds; refused when more than Webhooks__TimestampTolerance from now.", required: true, example: "1764000000")
+            .WithRequestHeader(FalWebhookVerifier.SignatureHeader, "Hex Ed25519 signature of request id, user id, timestamp and the body's SHA-256, by one of fal's JWKS keys.", required: true)
+            .DescribesResponse(StatusCodes.Status200OK, "Taken (also when it repeats one already taken): the generation and the status it now has.")
+            .ProducesProblemFor(StatusCodes.Status400BadRequest, "The body is not a JSON object, its request_id is not the signed one, or the generation is unknown.")
+            .ProducesProblemFor(StatusCodes.Status401Unauthorized, "The signature headers are missing or malformed, the timestamp is not current, or the signature does not verify.")
+            .ProducesProblemFor(StatusCodes.Status413PayloadTooLarge, "The body is larger than Webhooks__MaxBodyBytes.")
+            .ProducesProblemFor(StatusCodes.Status503ServiceUnavailable, "fal's keys cannot be fetched now, or too many bodies are being read: deliver it again after Retry-After.")
+            .WithResponseHeader("Retry-After", "Seconds to wait before delivering again.", [StatusCodes.Status503ServiceUnavailable], integer: true, example: "1");
         return group;
     }
 
@@ -163,4 +170,24 @@ internal sealed record FalWebhookDelivery(string SignedRequestId, string? Reques
 internal sealed record Refusal(WebhookRejection Reason, int Status, string Detail, TimeSpan? RetryAfter = null);
 
 /// <summary>What the gateway answers fal: the generation and the status it now has.</summary>
-public sealed record WebhookAck(string Id, string Status);
+/// <param name="Id">The generation (fal's request id).</param>
+/// <param name="Status">The generation's status after the webhook.</param>
+public sealed record WebhookAck(
+    string Id,
+    [property: ApiValues(GenerationStatus.InQueue, GenerationStatus.InProgress, GenerationStatus.Completed, GenerationStatus.Failed)] string Status);
+
+/// <summary>fal's completion webhook, as fal sends it (read leniently: only what is described here is used).</summary>
+/// <param name="RequestId">The request the webhook is about: must be the signed one.</param>
+/// <param name="GatewayRequestId">fal's gateway request id.</param>
+/// <param name="Status">OK when the request produced its output, ERROR when it failed.</param>
+/// <param name="Payload">The model's output (OK) or fal's error body (ERROR); null when fal could not serialise it.</param>
+/// <param name="Error">What went wrong (ERROR), e.g. "Invalid status code: 422".</param>
+/// <param name="PayloadError">Why payload is null.</param>
+[ApiExtensible]
+public sealed record FalWebhookBody(
+    string RequestId,
+    [property: ApiOptional] string? GatewayRequestId,
+    [property: ApiValues("OK", "ERROR")] string Status,
+    [property: ApiOptional] Gateway.Proxy.FalJson? Payload,
+    [property: ApiOptional] string? Error,
+    [property: ApiOptional] string? PayloadError);

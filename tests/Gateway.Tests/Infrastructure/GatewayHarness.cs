@@ -25,11 +25,15 @@ public sealed class GatewayHarness : IAsyncDisposable
     private int _webhookPort;
     private string? _publicBaseUrl;
 
-    private GatewayHarness(FalEmulatorHost emulator, string falKey)
+    private GatewayHarness(FalEmulatorHost emulator, string falKey, ContractViolations contract)
     {
         Emulator = emulator;
         FalKey = falKey;
+        Contract = contract;
     }
+
+    /// <summary>What the replicas answered that docs/openapi.json does not describe; any fails the test on dispose.</summary>
+    public ContractViolations Contract { get; }
 
     public FalEmulatorHost Emulator { get; }
 
@@ -60,7 +64,8 @@ public sealed class GatewayHarness : IAsyncDisposable
         int replicas = 1,
         bool webhooks = false,
         Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null,
-        string environment = "Testing")
+        string environment = "Testing",
+        OpenApiContract? contract = null)
     {
         var falKey = "fal-key-" + Guid.NewGuid().ToString("N") + ":SECRETPART";
         var emulatorOptions = new FalEmulatorOptions
@@ -72,7 +77,7 @@ public sealed class GatewayHarness : IAsyncDisposable
             SlowDelay = TimeSpan.FromSeconds(10),
         };
         emulator?.Invoke(emulatorOptions);
-        var harness = new GatewayHarness(await FalEmulatorHost.StartAsync(emulatorOptions), falKey)
+        var harness = new GatewayHarness(await FalEmulatorHost.StartAsync(emulatorOptions), falKey, new ContractViolations(contract))
         {
             RedisConnectionString = redis?.IsolatedConnectionString(),
             Environment = environment,
@@ -124,7 +129,7 @@ public sealed class GatewayHarness : IAsyncDisposable
             all[key] = value;
         }
 
-        var gateway = new GatewayApplication(all, _logs, Environment, services);
+        var gateway = new GatewayApplication(all, _logs, Environment, services, contract: Contract);
         _gateways.Add(gateway);
         var url = gateway.Start(_gateways.Count == 1 ? _webhookPort : 0);
         gateway.ClientOptions.BaseAddress = url;
@@ -207,6 +212,8 @@ public sealed class GatewayHarness : IAsyncDisposable
                 $"A secret appeared in the gateway's logs: {secret[..6]}…, e.g. in {_logs.Occurrences(secret).FirstOrDefault() ?? "the text"}");
             Assert.False(responses.Contains(secret, StringComparison.Ordinal), $"A secret appeared in a response: {secret[..6]}…");
         }
+
+        Contract.ThrowIfAny();
     }
 
     /// <summary>

@@ -24,6 +24,13 @@ public static class NodeTools
     public static async Task<string> InstalledFolderAsync(string name, string installed)
     {
         var folder = Path.Combine(RepoRoot(), "tests", name);
+        await InstallAsync(folder, installed);
+        return folder;
+    }
+
+    /// <summary><c>npm ci</c> in <paramref name="folder"/> (any npm folder of the repository) unless <paramref name="installed"/> is there.</summary>
+    private static async Task InstallAsync(string folder, string installed)
+    {
         await Installing.WaitAsync(TestContext.Current.CancellationToken);
         try
         {
@@ -37,12 +44,13 @@ public static class NodeTools
         {
             Installing.Release();
         }
-
-        return folder;
     }
 
     /// <summary>tests/{name} in this repository.</summary>
     public static string Folder(string name) => Path.Combine(RepoRoot(), "tests", name);
+
+    /// <summary>A folder of this repository by its path from the root (e.g. clients/typescript).</summary>
+    public static string RepoFolder(params string[] parts) => Path.Combine([RepoRoot(), .. parts]);
 
     /// <summary>Node and, unless <paramref name="marker"/> (a path under node_modules) exists, an <c>npm ci</c> from the committed lock file.</summary>
     public static async Task PrepareAsync(string folder, string marker)
@@ -51,7 +59,7 @@ public static class NodeTools
         if (!File.Exists(Path.Combine(folder, "node_modules", marker)))
         {
             await RequireToolAsync("npm", "apt-get install -y nodejs npm");
-            await InstalledFolderAsync(Path.GetFileName(folder), marker);
+            await InstallAsync(folder, marker);
         }
     }
 
@@ -72,9 +80,18 @@ public static class NodeTools
     public static async Task<(int Exit, string Output)> RunAsync(string file, string[] arguments, string directory, TimeSpan timeout,
         IReadOnlyDictionary<string, string?>? environment = null)
     {
+        var (exit, output, _) = await RunWithStdoutAsync(file, arguments, directory, timeout, environment);
+        return (exit, output);
+    }
+
+    /// <summary>As <see cref="RunAsync(string, string[], string, TimeSpan, IReadOnlyDictionary{string, string?}?)"/>, and stdout on its own (a report a tool prints there, without its notices on stderr).</summary>
+    public static async Task<(int Exit, string Output, string Stdout)> RunWithStdoutAsync(string file, string[] arguments, string directory,
+        TimeSpan timeout, IReadOnlyDictionary<string, string?>? environment = null)
+    {
         using var process = Start(file, arguments, directory, environment);
         var output = new StringBuilder();
-        var pumps = Pump(process, output);
+        var standardOutput = new StringBuilder();
+        var pumps = Task.WhenAll(PumpAsync(process.StandardOutput, output, standardOutput), PumpAsync(process.StandardError, output));
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         deadline.CancelAfter(timeout);
         try
@@ -86,11 +103,11 @@ public static class NodeTools
             process.Kill(entireProcessTree: true);
             await process.WaitForExitAsync(CancellationToken.None);
             await pumps;
-            return (-1, $"{file} did not finish within {timeout}:\n{output}");
+            return (-1, $"{file} did not finish within {timeout}:\n{output}", standardOutput.ToString());
         }
 
         await pumps;
-        return (process.ExitCode, output.ToString());
+        return (process.ExitCode, output.ToString(), standardOutput.ToString());
     }
 
     /// <summary>As the other overload, with the environment before the timeout.</summary>
@@ -139,7 +156,7 @@ public static class NodeTools
     public static Task Pump(System.Diagnostics.Process process, StringBuilder output) =>
         Task.WhenAll(PumpAsync(process.StandardOutput, output), PumpAsync(process.StandardError, output));
 
-    private static async Task PumpAsync(StreamReader reader, StringBuilder output)
+    private static async Task PumpAsync(StreamReader reader, StringBuilder output, StringBuilder? only = null)
     {
         while (await reader.ReadLineAsync() is { } line)
         {
@@ -147,6 +164,8 @@ public static class NodeTools
             {
                 output.AppendLine(line);
             }
+
+            only?.AppendLine(line);
         }
     }
 }

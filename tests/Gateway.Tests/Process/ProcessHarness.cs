@@ -103,10 +103,13 @@ public sealed class ProcessHarness : IAsyncDisposable
         }
     }
 
-    /// <summary>A client with its own connection pool; <paramref name="key"/> null sends no credentials.</summary>
+    /// <summary>What the gateway answered this harness's clients that docs/openapi.json does not describe; any fails the test on dispose.</summary>
+    public ContractViolations Contract { get; } = new();
+
+    /// <summary>A client with its own connection pool; <paramref name="key"/> null sends no credentials. Its answers are checked against the contract.</summary>
     public HttpClient Client(string? key = ClientKey)
     {
-        var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64 })
+        var client = new HttpClient(new ContractCheckingHandler(Contract, new SocketsHttpHandler { MaxConnectionsPerServer = 64 }))
         {
             BaseAddress = Gateway.BaseAddress,
             Timeout = TimeSpan.FromSeconds(30),
@@ -127,5 +130,6 @@ public sealed class ProcessHarness : IAsyncDisposable
     {
         Gateway.Dispose();
         await Fal.DisposeAsync();
+        Contract.ThrowIfAny();
     }
 }
