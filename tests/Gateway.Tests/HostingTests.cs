@@ -1,5 +1,8 @@
 using System.Net;
 using Gateway.Tests.Infrastructure;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Gateway.Tests;
 
@@ -26,6 +29,22 @@ public sealed class HostingTests(RedisServer redis)
         using var ready = await client.GetAsync("/health/ready", TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.OK, live.StatusCode);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+    }
+
+    [Fact]
+    public async Task Start_LoadsNoDataProtectionKeyRing_YetDataProtectionStillWorks()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+
+        // Nothing here uses data protection: its start-up service would read or write an XML key ring under $HOME
+        // (refused by a read-only root filesystem) and keep the XML stack in memory.
+        var hosted = harness.Services.GetServices<IHostedService>().Select(s => s.GetType().FullName).ToList();
+        Assert.DoesNotContain("Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService", hosted);
+        Assert.Contains(hosted, name => name == typeof(Gateway.Hosting.GracefulShutdown).FullName);
+
+        // Still registered: whatever asks for it gets a working protector (its key ring loads then, not at start).
+        var protector = harness.Services.GetRequiredService<Microsoft.AspNetCore.DataProtection.IDataProtectionProvider>().CreateProtector("test");
+        Assert.Equal("round trip", protector.Unprotect(protector.Protect("round trip")));
     }
 
     [Fact]

@@ -36,6 +36,7 @@ internal static class ClientExtensions
             .AddPolicyScheme(CallerScheme, null, _ => { })
             .AddScheme<AuthenticationSchemeOptions, ClientKeyAuthenticationHandler>(ClientKeyAuthenticationHandler.SchemeName, null)
             .AddAccessTokens();
+        builder.Services.WithoutDataProtectionStartup();
         builder.Services.AddOptions<PolicySchemeOptions>(CallerScheme).Configure<IOptions<OidcOptions>>((policy, oidc) =>
         {
             var tokens = oidc.Value.Enabled;

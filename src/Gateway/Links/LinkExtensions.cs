@@ -16,6 +16,7 @@ internal static class LinkExtensions
         builder.Services.AddSecretQueryParameter(LinkTickets.QueryName);
         builder.Services.AddAuthentication()
             .AddScheme<AuthenticationSchemeOptions, LinkTicketAuthenticationHandler>(LinkTicketAuthenticationHandler.SchemeName, null);
+        builder.Services.WithoutDataProtectionStartup();
         builder.Services.SelectCallerSchemeFirst(LinkTicketAuthenticationHandler.Select);
         return builder;
     }
