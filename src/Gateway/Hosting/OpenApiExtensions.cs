@@ -56,14 +56,19 @@ internal static class OpenApiExtensions
             return app;
         }
 
-        // 3.1: its schemas are JSON Schema 2020-12 (null is a type), which validators and client generators read as is.
-        app.UseSwagger(options => options.OpenApiVersion = OpenApiSpecVersion.OpenApi3_1);
-        app.UseSwaggerUI(options =>
+        // Only requests under /swagger pass through Swashbuckle's two middlewares (each matches the path on every
+        // request it sees); the API's own requests skip them.
+        app.UseWhen(context => context.Request.Path.StartsWithSegments("/swagger"), swagger =>
         {
-            options.SwaggerEndpoint("/swagger/v1/swagger.json", "MAI-Image-2.5 gateway v1");
-            options.RoutePrefix = "swagger";
-            options.DocumentTitle = "MAI-Image-2.5 gateway";
-            options.EnablePersistAuthorization();
+            // 3.1: its schemas are JSON Schema 2020-12 (null is a type), which validators and client generators read as is.
+            swagger.UseSwagger(options => options.OpenApiVersion = OpenApiSpecVersion.OpenApi3_1);
+            swagger.UseSwaggerUI(options =>
+            {
+                options.SwaggerEndpoint("/swagger/v1/swagger.json", "MAI-Image-2.5 gateway v1");
+                options.RoutePrefix = "swagger";
+                options.DocumentTitle = "MAI-Image-2.5 gateway";
+                options.EnablePersistAuthorization();
+            });
         });
         return app;
     }
