@@ -109,6 +109,7 @@ public abstract class ImageStoreTests(RedisServer redis)
         using var history = await client.GetAsync("/v1/generations", Ct);
         var item = (await history.JsonAsync())["items"]!.AsArray().Single(i => i!["id"]!.GetValue<string>() == id)!;
         Assert.Equal("stored", item["image_copy"]!.GetValue<string>());
+        Assert.Equal(urls, item["images"]!.AsArray().Select(i => i!["url"]!.GetValue<string>())); // a gallery shows the stored copies
     }
 
     [Fact]
