@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text.Json.Nodes;
 using Gateway.Links;
@@ -143,14 +142,7 @@ public sealed class LinkTicketTests(RedisServer redis)
     [Fact]
     public async Task Ticket_IsInNoLogLine_AndNotOnTheTrace()
     {
-        var spans = new List<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = source => source.Name == "Microsoft.AspNetCore",
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = activity => { lock (spans) { spans.Add(activity); } },
-        };
-        ActivitySource.AddActivityListener(listener);
+        using var spans = new RequestSpans();
 
         // ASP.NET Core's own request lines (with the query) are written at Information: turned on here.
         await using var harness = await GatewayHarness.StartAsync(redis, settings: Signed(("Serilog:MinimumLevel:Override:Microsoft.AspNetCore", "Verbose")));
@@ -168,13 +160,11 @@ public sealed class LinkTicketTests(RedisServer redis)
             string.Join("\n", harness.LogEvents.Select(e => e.RenderMessage()).Where(m => m.Contains("/events", StringComparison.Ordinal))));
         Assert.True(harness.LogEvents.Any(e => e.RenderMessage().Contains($"/v1/generations/{id}/events\" responded 200", StringComparison.Ordinal)),
             string.Join("\n", harness.LogEvents.Select(e => e.RenderMessage()).Where(m => m.Contains("/events", StringComparison.Ordinal))));
-        lock (spans)
-        {
-            var streamSpans = spans.Where(s => (s.GetTagItem("url.path") as string)?.EndsWith("/events", StringComparison.Ordinal) == true).ToList();
-            Assert.NotEmpty(streamSpans);
-            Assert.All(streamSpans, s => Assert.DoesNotContain(signature, s.GetTagItem("url.query") as string ?? "", StringComparison.Ordinal));
-            Assert.DoesNotContain(spans, s => s.Tags.Any(t => t.Value?.Contains(signature, StringComparison.Ordinal) == true));
-        }
+        var ended = spans.Ended;
+        var streamSpans = ended.Where(s => (s.GetTagItem("url.path") as string)?.EndsWith("/events", StringComparison.Ordinal) == true).ToList();
+        Assert.NotEmpty(streamSpans);
+        Assert.All(streamSpans, s => Assert.DoesNotContain(signature, s.GetTagItem("url.query") as string ?? "", StringComparison.Ordinal));
+        Assert.DoesNotContain(ended, s => s.Tags.Any(t => t.Value?.Contains(signature, StringComparison.Ordinal) == true));
     }
 
     private static async Task<string> TicketAsync(HttpClient client, string id)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text.RegularExpressions;
 using Gateway.Tests.Infrastructure;
@@ -54,25 +53,16 @@ public sealed partial class ObservabilityTests(RedisServer redis)
     [Fact]
     public async Task Traces_PropagateTraceparentToFal_AndCarryFalsRequestId()
     {
-        var spans = new List<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = source => source.Name == "Microsoft.AspNetCore",
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = activity => { lock (spans) { spans.Add(activity); } },
-        };
-        ActivitySource.AddActivityListener(listener);
+        using var spans = new RequestSpans();
 
         await using var harness = await GatewayHarness.StartAsync(redis);
         var id = await harness.Client().SubmitAsync(new { prompt = "traced" });
 
         var submit = harness.Fal.Requests.Single(r => r.Method == "POST");
         Assert.Matches(Traceparent(), submit.Headers["traceparent"]);
-        lock (spans)
-        {
-            var span = Assert.Single(spans, s => s.GetTagItem("fal.request_id") as string == id);
-            Assert.Equal(span.TraceId.ToString(), submit.Headers["traceparent"].Split('-')[1]);
-        }
+        var ended = spans.Ended;
+        var span = Assert.Single(ended, s => s.GetTagItem("fal.request_id") as string == id);
+        Assert.Equal(span.TraceId.ToString(), submit.Headers["traceparent"].Split('-')[1]);
     }
 
     [Fact]

@@ -105,24 +105,18 @@ internal static class AccessTokenAuthentication
     {
         context.HandleResponse();
         var description = string.IsNullOrEmpty(context.ErrorDescription) ? context.AuthenticateFailure?.Message : context.ErrorDescription;
-        context.Response.StatusCode = StatusCodes.Status401Unauthorized;
-        context.Response.Headers.WWWAuthenticate = $"Bearer realm=\"mai-image-gateway\", error=\"invalid_token\""
-            + (string.IsNullOrEmpty(context.ErrorDescription) ? "" : $", error_description=\"{context.ErrorDescription.Replace("\"", "'", StringComparison.Ordinal)}\"");
-        await WriteProblemAsync(context.HttpContext, new ProblemDetails
-        {
-            Type = ProblemTypes.Unauthorized,
-            Title = "The access token is not valid",
-            Status = StatusCodes.Status401Unauthorized,
-            Detail = "The token must be signed by the identity provider, current, and issued for this gateway's audience"
+        await CallerChallenge.WriteAsync(context.HttpContext, "The access token is not valid",
+            "The token must be signed by the identity provider, current, and issued for this gateway's audience"
                 + (string.IsNullOrEmpty(description) ? "." : $": {description}"),
-        });
+            "error=\"invalid_token\""
+                + (string.IsNullOrEmpty(context.ErrorDescription) ? "" : $", error_description=\"{context.ErrorDescription.Replace("\"", "'", StringComparison.Ordinal)}\""));
     }
 
     private static async Task Forbidden(ForbiddenContext context)
     {
         var app = context.HttpContext.User.FindFirst(AppClaimType)?.Value;
         context.Response.StatusCode = StatusCodes.Status403Forbidden;
-        await WriteProblemAsync(context.HttpContext, new ProblemDetails
+        await CallerChallenge.WriteProblemAsync(context.HttpContext, new ProblemDetails
         {
             Type = ProblemTypes.Forbidden,
             Title = "The app is not a client of this gateway",
@@ -132,11 +126,4 @@ internal static class AccessTokenAuthentication
                 : $"The token's app '{app}' is not mapped to a client: the gateway's operators add it as Clients__{{name}}__AppIds__{{i}}.",
         });
     }
-
-    private static Task WriteProblemAsync(HttpContext httpContext, ProblemDetails problem) =>
-        httpContext.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = httpContext,
-            ProblemDetails = problem,
-        }).AsTask();
 }

@@ -1,7 +1,5 @@
 using System.Text.Encodings.Web;
-using Gateway.Hosting;
 using Microsoft.AspNetCore.Authentication;
-using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Clients;
@@ -11,8 +9,7 @@ internal sealed class ClientKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory loggerFactory,
     UrlEncoder encoder,
-    ClientRegistry registry,
-    IProblemDetailsService problems)
+    ClientRegistry registry)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, loggerFactory, encoder)
 {
     public const string SchemeName = "ClientKey";
@@ -33,24 +30,10 @@ internal sealed class ClientKeyAuthenticationHandler(
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(CallerClaims.Create(new Owner(client, null), SchemeName), SchemeName)));
     }
 
-    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
-    {
-        Response.StatusCode = StatusCodes.Status401Unauthorized;
-        Response.Headers.WWWAuthenticate = "Bearer realm=\"mai-image-gateway\"";
-        await problems.WriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = Context,
-            ProblemDetails = new ProblemDetails
-            {
-                Type = ProblemTypes.Unauthorized,
-                Title = "A valid client key is required",
-                Status = StatusCodes.Status401Unauthorized,
-                Detail = PresentedKey(Request) is null
-                    ? "Send your client key as Authorization: Bearer <key> or X-Api-Key: <key>."
-                    : "The client key is not known to this gateway.",
-            },
-        });
-    }
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
+        CallerChallenge.WriteAsync(Context, "A valid client key is required", PresentedKey(Request) is null
+            ? "Send your client key as Authorization: Bearer <key> or X-Api-Key: <key>."
+            : "The client key is not known to this gateway.");
 
     /// <summary>The key the caller presented, if any; these headers are consumed here and never forwarded.</summary>
     internal static string? PresentedKey(HttpRequest request)

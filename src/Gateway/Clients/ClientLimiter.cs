@@ -19,9 +19,8 @@ internal sealed class ClientLimitsUnavailableException(Exception inner)
 
 /// <summary>
 /// Per-client limits, exact across replicas: submits per minute, images per day, unfinished generations
-/// and an optional daily budget. Usable without an HTTP context (the proxy route calls it for its submits):
-/// <c>TryAcquireAsync</c>, then <c>Lease.CommitAsync(requestId)</c> once fal accepted the job or
-/// <c>Lease.ReleaseAsync()</c> when it did not.
+/// and an optional daily budget. /v1 submits and proxied submits alike spend units through <see cref="RunAsync{T}"/> only:
+/// acquire, submit, then commit once fal accepted the job or release when it did not.
 /// </summary>
 internal sealed partial class ClientLimiter(
     ILimitStore store,
@@ -35,7 +34,7 @@ internal sealed partial class ClientLimiter(
     private const string LeasePrefix = "lease:";
     private const string GenerationPrefix = "gen:";
 
-    public async Task<LimitDecision> TryAcquireAsync(Owner owner, int numImages)
+    private async Task<LimitDecision> TryAcquireAsync(Owner owner, int numImages)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(numImages, 1);
         var client = owner.Client;

@@ -2,7 +2,6 @@ using System.Reflection;
 using System.Text;
 using System.Text.Json;
 using Gateway.Hosting;
-using Gateway.Storage;
 using Gateway.Upstream;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.Metadata;
@@ -42,13 +41,7 @@ internal sealed class GenerationEventStream(
             return;
         }
 
-        var response = httpContext.Response;
-        response.StatusCode = StatusCodes.Status200OK;
-        response.ContentType = "text/event-stream";
-        response.Headers.CacheControl = "no-cache, no-transform";
-        response.Headers["X-Accel-Buffering"] = "no";
-        httpContext.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        await Write(response, "retry: 2000\n\n", token);
+        var response = await BeginAsync(httpContext, token);
 
         using var watch = hub.WatchFor(record.Id);
         metrics.StreamOpened();
@@ -58,33 +51,17 @@ internal sealed class GenerationEventStream(
         {
             while (true)
             {
-                GenerationSnapshot? snapshot = null;
-                try
-                {
-                    snapshot = await service.ObserveAsync(await service.ReloadAsync(record, token), logs: false, token);
-                }
-                catch (FalUpstreamException)
-                {
-                    // fal is briefly unreachable: keep the stream, look again on the next tick.
-                }
-
+                var snapshot = await LookAsync(record, token);
                 if (snapshot is { Record.IsTerminal: true })
                 {
                     await WriteTerminalAsync(response, snapshot, token);
                     return;
                 }
 
-                if (snapshot is not null)
+                if (snapshot is not null && await WriteStatusAsync(response, snapshot, sent, token) is { } id)
                 {
-                    var status = mapper.ToStatus(snapshot, logs: false);
-                    var id = status.Status == GenerationStatus.InQueue ? $"q{status.QueuePosition ?? 0}" : "p";
-                    if (id != sent)
-                    {
-                        var json = JsonSerializer.Serialize(status, GenerationJsonContext.Default.StatusResponse);
-                        await Write(response, $"id: {id}\nevent: status\ndata: {json}\n\n", token);
-                        sent = id;
-                        lastWrite = time.GetUtcNow();
-                    }
+                    sent = id;
+                    lastWrite = time.GetUtcNow();
                 }
 
                 if (time.GetUtcNow() - lastWrite >= options.EventStreamKeepAlive)
@@ -111,6 +88,47 @@ internal sealed class GenerationEventStream(
         {
             metrics.StreamClosed();
         }
+    }
+
+    /// <summary>The generation now, or null while fal is briefly unreachable: the stream stays, the next tick looks again.</summary>
+    private async Task<GenerationSnapshot?> LookAsync(GenerationRecord record, CancellationToken token)
+    {
+        try
+        {
+            return await service.ObserveAsync(await service.ReloadAsync(record, token), logs: false, token);
+        }
+        catch (FalUpstreamException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Starts the event stream: unbuffered, uncached, and telling the client to reconnect after 2 s.</summary>
+    private static async Task<HttpResponse> BeginAsync(HttpContext httpContext, CancellationToken token)
+    {
+        var response = httpContext.Response;
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache, no-transform";
+        response.Headers["X-Accel-Buffering"] = "no";
+        httpContext.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        await Write(response, "retry: 2000\n\n", token);
+        return response;
+    }
+
+    /// <summary>A <c>status</c> event when the state differs from the one <paramref name="sent"/> last; its id, or null when nothing changed.</summary>
+    private async Task<string?> WriteStatusAsync(HttpResponse response, GenerationSnapshot snapshot, string? sent, CancellationToken token)
+    {
+        var status = mapper.ToStatus(snapshot, logs: false);
+        var id = status.Status == GenerationStatus.InQueue ? $"q{status.QueuePosition ?? 0}" : "p";
+        if (id == sent)
+        {
+            return null;
+        }
+
+        var json = JsonSerializer.Serialize(status, GenerationJsonContext.Default.StatusResponse);
+        await Write(response, $"id: {id}\nevent: status\ndata: {json}\n\n", token);
+        return id;
     }
 
     private static string TerminalId(GenerationRecord record) =>

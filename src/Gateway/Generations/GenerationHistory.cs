@@ -2,7 +2,6 @@ using System.Buffers.Text;
 using System.Globalization;
 using System.Text;
 using Gateway.Clients;
-using Gateway.Hosting;
 using Gateway.Storage;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;

@@ -1,5 +1,4 @@
 using Gateway.Hosting;
-using Gateway.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Generations;

@@ -1,6 +1,5 @@
 using System.Reflection;
 using System.Text.Json;
-using Gateway.Hosting;
 using Gateway.Storage;
 using Microsoft.AspNetCore.Http.Metadata;
 

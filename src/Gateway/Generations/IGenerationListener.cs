@@ -1,4 +1,3 @@
-using Gateway.Storage;
 
 namespace Gateway.Generations;
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Gateway.Hosting;
 using Gateway.Storage;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -163,54 +164,29 @@ internal sealed class RedisGenerationStore(RedisConnection redis, IOptions<Gener
 }
 
 /// <summary>A Redis string read in ranges (GETRANGE), so a blob of tens of MB streams through a small buffer.</summary>
-internal sealed class RedisRangeStream(IDatabase db, RedisKey key, long length) : Stream
+internal sealed class RedisRangeStream(IDatabase db, RedisKey key, long length) : ForwardOnlyStream
 {
     private const int ChunkBytes = 64 * 1024; // under the large-object heap's threshold
 
-    private long _position;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
     public override long Length => length;
-
-    public override long Position { get => _position; set => throw new NotSupportedException(); }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (_position >= length || buffer.Length == 0)
+        if (BytesRead >= length || buffer.Length == 0)
         {
             return 0;
         }
 
-        var count = (int)Math.Min(Math.Min(buffer.Length, ChunkBytes), length - _position);
+        var count = (int)Math.Min(Math.Min(buffer.Length, ChunkBytes), length - BytesRead);
         cancellationToken.ThrowIfCancellationRequested();
-        var chunk = (byte[]?)await db.StringGetRangeAsync(key, _position, _position + count - 1);
+        var chunk = (byte[]?)await db.StringGetRangeAsync(key, BytesRead, BytesRead + count - 1);
         if (chunk is null || chunk.Length == 0)
         {
             throw new IOException("The blob changed or expired while it was being read.");
         }
 
         chunk.CopyTo(buffer);
-        _position += chunk.Length;
+        BytesRead += chunk.Length;
         return chunk.Length;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count).GetAwaiter().GetResult();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -1,5 +1,4 @@
 using System.Diagnostics.Metrics;
-using Gateway.Storage;
 using OpenTelemetry;
 using OpenTelemetry.Instrumentation.AspNetCore;
 using OpenTelemetry.Metrics;
@@ -50,9 +49,7 @@ internal static class ObservabilityExtensions
                     activity.SetTag("url.query", secrets.Redact(query));
                 }
             });
-        var otlp = OtlpEndpoints.Any(name => !string.IsNullOrWhiteSpace(builder.Configuration[name]));
-        // Redis commands are profiled to become spans: worth it only when the spans go somewhere.
-        var redisSpans = otlp && builder.UsesRedis();
+        var otlp = builder.ExportsOtlp();
         var telemetry = builder.Services.AddOpenTelemetry()
             // The environment detector again after the default name, so that the operator's variables win over it.
             .ConfigureResource(resource => resource
@@ -80,12 +77,6 @@ internal static class ObservabilityExtensions
                             }
                         };
                     });
-                if (redisSpans)
-                {
-                    // Commands inside a request or a call to fal; not the replica's own PING every 250 ms and the
-                    // reconciler's idle look at its schedule, which would bury every trace under root spans.
-                    traces.AddRedisInstrumentation(options => options.Filter = command => command.ParentActivity is not null);
-                }
             });
         builder.Services.ConfigureOpenTelemetryMeterProvider((services, metrics) =>
             metrics.AddView(OnlyMetersOf(services.GetRequiredService<IMeterFactory>())));
@@ -101,6 +92,10 @@ internal static class ObservabilityExtensions
         return builder;
     }
 
+    /// <summary>True when the operator named an OTLP endpoint: only then do spans go anywhere (features add costly ones only then).</summary>
+    public static bool ExportsOtlp(this IHostApplicationBuilder builder) =>
+        OtlpEndpoints.Any(name => !string.IsNullOrWhiteSpace(builder.Configuration[name]));
+
     /// <summary><c>/metrics</c> in Prometheus text format; only the webhook route is exposed publicly (see deploy/).</summary>
     public static WebApplication MapGatewayMetrics(this WebApplication app)
     {
@@ -110,8 +105,6 @@ internal static class ObservabilityExtensions
 
     private static bool IsOperatorRoute(PathString path) =>
         path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics");
-
-    private static bool IsSet(IConfiguration configuration, string name) => !string.IsNullOrWhiteSpace(configuration[name]);
 
     /// <summary>
     /// A meter made by another host's <see cref="IMeterFactory"/> (tests run several gateways in one process) is not

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Gateway.Files;
+using Gateway.Hosting;
 
 namespace Gateway.Images;
 
@@ -8,13 +9,12 @@ namespace Gateway.Images;
 /// result declares, no larger than the limit, and exactly the declared size. A check that fails ends the read with a permanent
 /// <see cref="ImageCopyException"/>, so the store never commits the image. Hashes the bytes for the ETag.
 /// </summary>
-internal sealed class CheckedImageStream(ImageSource source, int index, long maxBytes) : Stream
+internal sealed class CheckedImageStream(ImageSource source, int index, long maxBytes) : ForwardOnlyStream
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private readonly byte[] _head = new byte[ImageSniffer.HeaderLength];
     private int _headLength;
     private int _headServed;
-    private long _count;
 
     /// <summary>The type the bytes are, once <see cref="ReadHeadAsync"/> has looked.</summary>
     public string ContentType { get; private set; } = "";
@@ -22,20 +22,8 @@ internal sealed class CheckedImageStream(ImageSource source, int index, long max
     /// <summary>True once the source was read to its end and every check passed.</summary>
     public bool Complete { get; private set; }
 
-    public long Count => _count;
-
     /// <summary>The lowercase hex SHA-256 of the bytes, once <see cref="Complete"/>.</summary>
     public string Sha256 { get; private set; } = "";
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => _count; set => throw new NotSupportedException(); }
 
     /// <summary>Reads the first bytes and decides the type before anything is written.</summary>
     public async Task ReadHeadAsync(CancellationToken cancellationToken)
@@ -86,13 +74,13 @@ internal sealed class CheckedImageStream(ImageSource source, int index, long max
             return 0;
         }
 
-        _count += read;
-        if (_count > maxBytes)
+        BytesRead += read;
+        if (BytesRead > maxBytes)
         {
             throw new ImageCopyException($"Image {index} is larger than Images__MaxImageBytes ({maxBytes} bytes).", permanent: true);
         }
 
-        if (source.DeclaredLength is { } declared && _count > declared)
+        if (source.DeclaredLength is { } declared && BytesRead > declared)
         {
             throw new ImageCopyException($"Image {index} is larger than the {declared} bytes the result says.", permanent: true);
         }
@@ -101,21 +89,6 @@ internal sealed class CheckedImageStream(ImageSource source, int index, long max
         return read;
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count).GetAwaiter().GetResult();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
     private void Finish()
     {
         if (Complete)
@@ -123,9 +96,9 @@ internal sealed class CheckedImageStream(ImageSource source, int index, long max
             return;
         }
 
-        if (source.DeclaredLength is { } declared && _count != declared)
+        if (source.DeclaredLength is { } declared && BytesRead != declared)
         {
-            throw new ImageCopyException($"Image {index} is {_count} bytes, but the result says {declared}.", permanent: true);
+            throw new ImageCopyException($"Image {index} is {BytesRead} bytes, but the result says {declared}.", permanent: true);
         }
 
         Sha256 = Convert.ToHexStringLower(_hash.GetHashAndReset());

@@ -195,7 +195,7 @@ internal sealed partial class ImageCopier(
                     throw new ImageCopyException($"The store stopped reading image {image.Index} before its end.", permanent: false);
                 }
 
-                stored.Add(new StoredImage(checkedImage.ContentType, checkedImage.Count, checkedImage.Sha256));
+                stored.Add(new StoredImage(checkedImage.ContentType, checkedImage.BytesRead, checkedImage.Sha256));
             }
 
             return stored;

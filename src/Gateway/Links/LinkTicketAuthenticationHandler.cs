@@ -1,8 +1,6 @@
 using System.Text.Encodings.Web;
 using Gateway.Clients;
-using Gateway.Hosting;
 using Microsoft.AspNetCore.Authentication;
-using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Links;
@@ -16,8 +14,7 @@ internal sealed class LinkTicketAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory loggerFactory,
     UrlEncoder encoder,
-    LinkTickets tickets,
-    IProblemDetailsService problems)
+    LinkTickets tickets)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, loggerFactory, encoder)
 {
     public const string SchemeName = "LinkTicket";
@@ -53,23 +50,10 @@ internal sealed class LinkTicketAuthenticationHandler(
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName)));
     }
 
-    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
-    {
-        Response.StatusCode = StatusCodes.Status401Unauthorized;
-        Response.Headers.WWWAuthenticate = "Bearer realm=\"mai-image-gateway\"";
-        await problems.WriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = Context,
-            ProblemDetails = new ProblemDetails
-            {
-                Type = ProblemTypes.Unauthorized,
-                Title = "The link has expired or is not valid",
-                Status = StatusCodes.Status401Unauthorized,
-                Detail = $"A signed link opens one generation's {Context.GetEndpoint()?.Metadata.GetMetadata<LinkTicketMetadata>()?.Resource} for "
-                    + $"{LinkTickets.Lifetime.TotalMinutes:0} minutes after it was issued. Read the generation again for a fresh link, or send your credentials.",
-            },
-        });
-    }
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
+        CallerChallenge.WriteAsync(Context, "The link has expired or is not valid",
+            $"A signed link opens one generation's {Context.GetEndpoint()?.Metadata.GetMetadata<LinkTicketMetadata>()?.Resource} for "
+            + $"{LinkTickets.Lifetime.TotalMinutes:0} minutes after it was issued. Read the generation again for a fresh link, or send your credentials.");
 }
 
 /// <summary>Endpoint metadata: this endpoint serves <see cref="Resource"/> of the generation in its <c>{id}</c> route value, and accepts a link ticket for it.</summary>

@@ -39,9 +39,9 @@ internal sealed partial class FalProxyHandler(
         {
             await SubmitAsync(context, client, target);
         }
-        else if (target.RequestId is not { } requestId || await TryServeOwnAsync(context, client, target, requestId) == false)
+        else if (target.RequestId is not { } requestId || await TryServeOwnAsync(context, target, requestId) == false)
         {
-            await ForwardAsync(context, client, target, submitted: null);
+            await ForwardAsync(context, target, submitted: null);
         }
     }
 
@@ -55,7 +55,7 @@ internal sealed partial class FalProxyHandler(
 
         var (decision, forwarded) = await limiter.RunAsync(
             context.User.Owner(), request.NumImages ?? 1, context.Response.Headers,
-            () => ForwardAsync(context, client, target, request),
+            () => ForwardAsync(context, target, request),
             outcome => Settle(target, outcome),
             _ => false);
         if (forwarded is null)
@@ -95,7 +95,7 @@ internal sealed partial class FalProxyHandler(
     /// A call about one request: 404 when it is not the caller's; a status from fal shared by its pollers; a completed
     /// result from the store. False when fal should answer it (status stream, cancel, a result not stored).
     /// </summary>
-    private async Task<bool> TryServeOwnAsync(HttpContext context, string client, FalProxyTarget target, string requestId)
+    private async Task<bool> TryServeOwnAsync(HttpContext context, FalProxyTarget target, string requestId)
     {
         var cancellationToken = context.RequestAborted;
         var owner = context.User.Owner();
@@ -129,7 +129,7 @@ internal sealed partial class FalProxyHandler(
         return true;
     }
 
-    private async Task<Forwarded> ForwardAsync(HttpContext context, string client, FalProxyTarget target, ImageRequest? submitted)
+    private async Task<Forwarded> ForwardAsync(HttpContext context, FalProxyTarget target, ImageRequest? submitted)
     {
         var webhook = target.Operation == FalProxyOperation.Submit && submitter.WebhookUrl is { } url
             ? new[] { KeyValuePair.Create("fal_webhook", url) }

@@ -1,6 +1,7 @@
 using Gateway.Hosting;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Trace;
 using StackExchange.Redis;
 
 namespace Gateway.Storage;
@@ -38,6 +39,14 @@ internal static class StorageExtensions
             builder.Services.AddSingleton<RedisConnection>();
             builder.Services.AddHostedService(services => services.GetRequiredService<RedisConnection>());
             builder.Services.AddHealthChecks().AddCheck<RedisHealthCheck>("store", tags: ["ready"]);
+            if (builder.ExportsOtlp())
+            {
+                // Redis commands are profiled to become spans: worth it only when the spans go somewhere. Commands inside a
+                // request or a call to fal; not the replica's own PING every 250 ms and the reconciler's idle look at its
+                // schedule, which would bury every trace under root spans.
+                builder.Services.ConfigureOpenTelemetryTracerProvider(traces =>
+                    traces.AddRedisInstrumentation(options => options.Filter = command => command.ParentActivity is not null));
+            }
         }
 
         builder.Services.AddSingleton<IProblemMapper, StoreProblemMapper>();

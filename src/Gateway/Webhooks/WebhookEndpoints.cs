@@ -2,7 +2,6 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using Gateway.Generations;
 using Gateway.Hosting;
-using Gateway.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Gateway.Webhooks;
