@@ -31,6 +31,30 @@ public sealed class HostingTests(RedisServer redis)
         Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
     }
 
+    /// <summary>
+    /// A browser's EventSource accepts only text/event-stream; the gateway's problems are JSON all the same (the
+    /// framework's writer would refuse the Accept header and the refusal become a bodiless 500).
+    /// </summary>
+    [Theory]
+    [InlineData("text/event-stream")]
+    [InlineData("image/png")]
+    public async Task Problems_AreJson_WhateverTheRequestAccepts(string accept)
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+        var id = Guid.NewGuid().ToString("N");
+        foreach (var (client, status, type) in new[] { (harness.Client(key: null), HttpStatusCode.Unauthorized, "unauthorized"), (harness.Client(), HttpStatusCode.NotFound, "not-found") })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/generations/{id}/events");
+            request.Headers.Accept.ParseAdd(accept);
+            using var response = await client.SendAsync(request, TestContext.Current.CancellationToken);
+            Assert.Equal(status, response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            var problem = await response.JsonAsync();
+            Assert.EndsWith(type, problem["type"]!.GetValue<string>(), StringComparison.Ordinal);
+            Assert.NotNull(problem["trace_id"]);
+        }
+    }
+
     [Fact]
     public async Task Start_LoadsNoDataProtectionKeyRing_YetDataProtectionStillWorks()
     {

@@ -69,6 +69,7 @@ internal static class HostingExtensions
         builder.Services.AddSingleton<ValidationFieldNames>();
         builder.Services.AddProblemDetails();
         builder.Services.AddSingleton<IConfigureOptions<ProblemDetailsOptions>, GatewayProblemDetails>();
+        builder.Services.AddSingleton<IProblemDetailsWriter, AnyAcceptProblemWriter>(); // after the framework's: used where it declines
         builder.Services.AddExceptionHandler<GatewayExceptionHandler>();
 
         builder.Services.AddSingleton<GracefulShutdown>();
