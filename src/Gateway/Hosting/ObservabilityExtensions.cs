@@ -51,6 +51,7 @@ internal static class ObservabilityExtensions
                 }
             });
         var otlp = OtlpEndpoints.Any(name => !string.IsNullOrWhiteSpace(builder.Configuration[name]));
+        ThrowIfEndpointInvalid(builder.Configuration);
         // Redis commands are profiled to become spans: worth it only when the spans go somewhere.
         var redisSpans = otlp && builder.UsesRedis();
         var telemetry = builder.Services.AddOpenTelemetry()
@@ -106,6 +107,20 @@ internal static class ObservabilityExtensions
     {
         app.MapPrometheusScrapingEndpoint("/metrics").ExcludeFromDescription();
         return app;
+    }
+
+    /// <summary>The SDK ignores an endpoint it cannot parse and exports nothing, silently: stop the start instead, naming it.</summary>
+    private static void ThrowIfEndpointInvalid(IConfiguration configuration)
+    {
+        var failures = OtlpEndpoints
+            .Where(name => configuration[name] is { } value && !string.IsNullOrWhiteSpace(value)
+                && !(Uri.TryCreate(value, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)))
+            .Select(name => $"{name} must be an absolute http:// or https:// URL, such as http://otel-collector:4317.")
+            .ToList();
+        if (failures.Count > 0)
+        {
+            throw new Microsoft.Extensions.Options.OptionsValidationException("OTEL_EXPORTER_OTLP", typeof(ObservabilityExtensions), failures);
+        }
     }
 
     private static bool IsOperatorRoute(PathString path) =>
