@@ -40,6 +40,7 @@ internal static class ObservabilityExtensions
     {
         builder.Services.AddMetrics();
         builder.Services.AddSingleton<GatewayMetrics>();
+        builder.Services.AddSingleton<IMetricSeriesAtZero>(services => services.GetRequiredService<GatewayMetrics>());
 
         builder.Services.AddOptions<AspNetCoreTraceInstrumentationOptions>().Configure<SecretQueryParameters>((options, secrets) =>
             options.EnrichWithHttpRequest = (activity, _) =>
@@ -89,7 +90,7 @@ internal static class ObservabilityExtensions
                 }
             });
         builder.Services.ConfigureOpenTelemetryMeterProvider((services, metrics) =>
-            metrics.AddView(OnlyMetersOf(services.GetRequiredService<IMeterFactory>())));
+            metrics.AddView(Streams(services.GetRequiredService<IMeterFactory>())));
 
         // The SDK's own OTLP set-up for every signal: the one that reads the per-signal variables too (AddOtlpExporter
         // reads only OTEL_EXPORTER_OTLP_ENDPOINT). Only when the operator named an endpoint: the default one
@@ -98,6 +99,9 @@ internal static class ObservabilityExtensions
         {
             telemetry.UseOtlpExporter();
         }
+
+        // After AddOpenTelemetry's hosted service, which starts the meter provider: a measurement before it is lost.
+        builder.Services.AddHostedService<MetricSeriesAtStart>();
 
         return builder;
     }
@@ -129,9 +133,23 @@ internal static class ObservabilityExtensions
     private static bool IsSet(IConfiguration configuration, string name) => !string.IsNullOrWhiteSpace(configuration[name]);
 
     /// <summary>
-    /// A meter made by another host's <see cref="IMeterFactory"/> (tests run several gateways in one process) is not
-    /// this host's: left in, its instruments would take the names of this host's own and hide them.
+    /// .NET's System.Runtime meter names three gauges <c>*.count</c>, which Prometheus reserves for a histogram's or a
+    /// summary's count (promtool flags <c>dotnet_assembly_count</c>): exported under gauge names instead.
     /// </summary>
-    private static Func<Instrument, MetricStreamConfiguration?> OnlyMetersOf(IMeterFactory factory) =>
-        instrument => instrument.Meter.Scope is IMeterFactory other && other != factory ? MetricStreamConfiguration.Drop : null;
+    private static readonly Dictionary<string, string> RuntimeGaugeNames = new(StringComparer.Ordinal)
+    {
+        ["dotnet.assembly.count"] = "dotnet.assemblies.loaded",
+        ["dotnet.process.cpu.count"] = "dotnet.process.cpus",
+        ["dotnet.timer.count"] = "dotnet.timers.active",
+    };
+
+    /// <summary>
+    /// One view for every instrument (several matching views would export an instrument twice). A meter made by another
+    /// host's <see cref="IMeterFactory"/> (tests run several gateways in one process) is not this host's: left in, its
+    /// instruments would take the names of this host's own and hide them. The runtime's <c>*.count</c> gauges are renamed.
+    /// </summary>
+    private static Func<Instrument, MetricStreamConfiguration?> Streams(IMeterFactory factory) => instrument =>
+        instrument.Meter.Scope is IMeterFactory other && other != factory ? MetricStreamConfiguration.Drop
+        : instrument.Meter.Name == "System.Runtime" && RuntimeGaugeNames.TryGetValue(instrument.Name, out var name) ? new MetricStreamConfiguration { Name = name }
+        : null;
 }
