@@ -61,7 +61,7 @@ public sealed class MonitoringTests
         }
     }
 
-    /// <summary>The alerts the issue names: fal errors or 5xx, webhook rejections, reconciler backlog, a client near its limit, Redis.</summary>
+    /// <summary>The alerts the issue names: fal errors or 5xx, webhook rejections, reconciler backlog, a client near its limit, Redis; and image copies given up (issue 15).</summary>
     [Theory]
     [MemberData(nameof(MonitoredOverlays))]
     public void AlertRules_CoverWhatOperatorsAreWokenFor(string overlay)
@@ -77,6 +77,7 @@ public sealed class MonitoringTests
             ("gateway_generations_in_flight", "the reconciler's backlog"),
             ("gateway_client_limit_usage_ratio", "a client near its limits"),
             ("gateway_redis_available", "Redis unreachable"),
+            ("gateway_images_copies_total", "images that could not be copied into the image store"),
         })
         {
             Assert.True(alerts.Values.Any(e => e.Contains(metric, StringComparison.Ordinal)), $"{overlay}: no alert on {what} ({metric}).");

@@ -158,6 +158,37 @@ public sealed class HostingTests(RedisServer redis)
         { "Images__Store", "Bucket", "Images__Store must be None, FileSystem or AzureBlob" },
         { "Images__Store", "AzureBlob", "Images__AzureBlob__ConnectionString or Images__AzureBlob__ServiceUri" },
         { "Images__FalExpiration", "00:00:00", "FalExpiration" },
+
+        // Read while the host is built (HostOptions, Kestrel, Serilog, the stand-in switch, OpenAPI): out of range or unparsable.
+        { "Gateway__ShutdownTimeout", "-5", "Gateway__ShutdownTimeout" },
+        { "Gateway__ShutdownTimeout", "banana", "Gateway__ShutdownTimeout" },
+        { "Gateway__ShutdownDrainDelay", "00:09:00", "Gateway__ShutdownDrainDelay" },
+        { "Gateway__ShutdownDrainDelay", "banana", "Gateway__ShutdownDrainDelay" },
+        { "Gateway__MaxRequestBodyBytes", "5", "Gateway__MaxRequestBodyBytes" },
+        { "Gateway__MaxRequestBodyBytes", "banana", "Gateway__MaxRequestBodyBytes" },
+        { "Gateway__SwaggerEnabled", "banana", "Gateway__SwaggerEnabled" },
+        { "Serilog__ConsoleMinimumLevel", "banana", "Serilog__ConsoleMinimumLevel" },
+        { "Serilog__MinimumLevel__Default", "banana", "Serilog__MinimumLevel__Default" },
+        { "Serilog__MinimumLevel", "banana", "Serilog__MinimumLevel" },
+        { "Serilog__MinimumLevel__Override__Microsoft", "banana", "Serilog__MinimumLevel__Override__Microsoft" },
+        { "Fal__UseEmulator", "banana", "Fal__UseEmulator" },
+        { "OTEL_EXPORTER_OTLP_ENDPOINT", "not a url", "OTEL_EXPORTER_OTLP_ENDPOINT" },
+
+        // Read when the host starts: unparsable values of every kind (duration, whole number, switch, amount).
+        { "Fal__AttemptTimeout", "banana", "Fal__AttemptTimeout" },
+        { "Gateway__ResultTtl", "banana", "Gateway__ResultTtl" },
+        { "Gateway__MaxUploadBytes", "banana", "Gateway__MaxUploadBytes" },
+        { "Limits__RequestsPerMinute", "banana", "Limits__RequestsPerMinute" },
+        { "Limits__PricePerImageUsd", "banana", "Limits__PricePerImageUsd" },
+        { "Idempotency__Ttl", "banana", "Idempotency__Ttl" },
+        { "Clients__alpha__RequestsPerMinute", "banana", "Clients__alpha__RequestsPerMinute" },
+        { "Clients__alpha__PerUser__ImagesPerDay", "banana", "Clients__alpha__PerUser__ImagesPerDay" },
+        { "Auth__Oidc__RequireHttpsMetadata", "banana", "Auth__Oidc__RequireHttpsMetadata" },
+        { "Webhooks__MaxBodyBytes", "banana", "Webhooks__MaxBodyBytes" },
+        { "FalProxy__AllowRun", "banana", "FalProxy__AllowRun" },
+        { "Images__CopyAttempts", "banana", "Images__CopyAttempts" },
+        { "ConnectionStrings__Redis", "127.0.0.1:6379,password=sekrit-pw,connectTimeout=banana", "ConnectionStrings__Redis" },
+        { "ConnectionStrings__Redis", "127.0.0.1:6379,password=sekrit-pw,ssl=perhaps", "ConnectionStrings__Redis" },
     };
 
     /// <summary>
@@ -175,6 +206,10 @@ public sealed class HostingTests(RedisServer redis)
         Assert.Contains(output.Split('\n'), line => line.StartsWith("  - ", StringComparison.Ordinal) && line.Contains(named, StringComparison.Ordinal));
         Assert.DoesNotContain("Unhandled exception", output, StringComparison.Ordinal);
         Assert.DoesNotMatch(@"(?m)^\s+at \S+\(", output);
+
+        // Not in a log line's exception either (the console is JSON here: a stack would sit in "@x").
+        Assert.DoesNotMatch(@"\bat (Microsoft|System|Gateway|Serilog)\.\S+\(", output);
+        Assert.DoesNotContain("sekrit-pw", output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Gateway.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace Gateway.Clients;
 
@@ -10,7 +11,7 @@ namespace Gateway.Clients;
 /// <c>gateway_client_images_total</c>, <c>gateway_client_spend_usd_total</c>, <c>gateway_client_limit_refusals_total</c>
 /// and <c>gateway_client_limit_usage_ratio</c>.
 /// </summary>
-internal sealed class ClientMetrics
+internal sealed class ClientMetrics : IMetricSeriesAtZero
 {
     private readonly Counter<long> _submits;
     private readonly Counter<long> _images;
@@ -21,9 +22,12 @@ internal sealed class ClientMetrics
     private readonly ConcurrentDictionary<(string Client, string Limit), (string Day, double Ratio)> _usage = new();
     private readonly TimeProvider _time;
 
-    public ClientMetrics(GatewayMetrics gateway, TimeProvider time)
+    private readonly IOptionsMonitor<ClientsOptions> _clients;
+
+    public ClientMetrics(GatewayMetrics gateway, TimeProvider time, IOptionsMonitor<ClientsOptions> clients)
     {
         _time = time;
+        _clients = clients;
         var meter = gateway.Meter;
         _submits = meter.CreateCounter<long>("gateway.client.submits", "{submit}", "Submits accepted and sent to fal");
         _images = meter.CreateCounter<long>("gateway.client.images", "{image}", "Images requested from fal (num_images)");
@@ -32,6 +36,22 @@ internal sealed class ClientMetrics
         // "_ratio" in the name: the exporter does not add it for the unit "1" (a test scrapes for the name the alerts use).
         meter.CreateObservableGauge("gateway.client.limit.usage_ratio", ObserveUsage, "1",
             "Share of a daily limit (limit=ImagesPerDay or DailyBudget) the client has used today (UTC), as last counted by this replica");
+    }
+
+    /// <summary>The clients configured at start, each limit on its own (a refusal for two at once is one more series).</summary>
+    public void CreateAtZero()
+    {
+        foreach (var client in _clients.CurrentValue.Clients.Keys)
+        {
+            var tag = new KeyValuePair<string, object?>("client", client);
+            _submits.Add(0, tag);
+            _images.Add(0, tag);
+            _spend.Add(0, tag);
+            foreach (var limit in Enum.GetValues<LimitKind>().Where(l => l != LimitKind.None))
+            {
+                _refusals.Add(0, tag, new KeyValuePair<string, object?>("limit", limit.ToString()));
+            }
+        }
     }
 
     public void Accepted(string client, int images, decimal spendUsd)

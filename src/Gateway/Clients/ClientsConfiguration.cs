@@ -17,11 +17,21 @@ internal sealed partial class ClientsConfiguration(
 
     public void Configure(ClientsOptions options)
     {
-        var candidate = new ClientsOptions();
-        configuration.GetSection(ClientsOptions.SectionName).Bind(candidate.Clients);
+        var (candidate, unconvertible) = Bind(configuration.GetSection(ClientsOptions.SectionName));
         var result = validator.Validate(Options.DefaultName, candidate);
+        if (unconvertible.Count > 0)
+        {
+            result = ValidateOptionsResult.Fail([.. unconvertible, .. result.Failures ?? []]);
+        }
+
         lock (_lock)
         {
+            if (unconvertible.Count > 0 && _lastGood is null)
+            {
+                // At start: the validator would only see the clients that did convert, and say "no clients".
+                throw new OptionsValidationException(Options.DefaultName, typeof(ClientsOptions), unconvertible);
+            }
+
             if (result.Succeeded || _lastGood is null)
             {
                 _lastGood = result.Succeeded ? candidate : null;
@@ -40,6 +50,31 @@ internal sealed partial class ClientsConfiguration(
 
             CopyTo(_lastGood, options);
         }
+    }
+
+    /// <summary>
+    /// Each client on its own: binding the whole dictionary drops a client whose value does not convert
+    /// (<c>RequestsPerMinute=banana</c>) without a word, and the start would then fail on "no clients".
+    /// </summary>
+    private static (ClientsOptions Candidate, List<string> Unconvertible) Bind(IConfigurationSection section)
+    {
+        var candidate = new ClientsOptions();
+        var unconvertible = new List<string>();
+        foreach (var child in section.GetChildren())
+        {
+            var client = new ClientOptions();
+            try
+            {
+                child.Bind(client);
+                candidate.Clients[child.Key] = client;
+            }
+            catch (InvalidOperationException e) when (Hosting.ConfigurationFailures.Unconvertible(e) is { } failure)
+            {
+                unconvertible.Add(failure);
+            }
+        }
+
+        return (candidate, unconvertible);
     }
 
     private static void CopyTo(ClientsOptions from, ClientsOptions to)

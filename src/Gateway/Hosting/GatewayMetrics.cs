@@ -10,7 +10,7 @@ namespace Gateway.Hosting;
 /// appended by the exporter (<c>gateway_fal_call_duration_seconds</c>, <c>gateway_webhooks_rejected_total</c>).
 /// Client names are the only per-client label.
 /// </summary>
-internal sealed class GatewayMetrics
+internal sealed class GatewayMetrics : IMetricSeriesAtZero
 {
     public const string MeterName = "Gateway";
 
@@ -33,8 +33,27 @@ internal sealed class GatewayMetrics
         meter.CreateObservableGauge("gateway.generations.in_flight", () => Volatile.Read(ref _inFlight), "{generation}", "Accepted generations that have not ended (the reconciler's schedule, shared by all replicas)");
     }
 
+    /// <summary>The caches counted by <see cref="CacheLookup"/> (generation status, proxied status, result).</summary>
+    private static readonly string[] Caches = ["status", "proxy_status", "result"];
+
     /// <summary>The one <c>Gateway</c> meter; features add their own instruments to it.</summary>
     public Meter Meter { get; }
+
+    public void CreateAtZero()
+    {
+        foreach (var cache in Caches)
+        {
+            _cacheLookups.Add(0, new("cache", cache), new("outcome", "hit"));
+            _cacheLookups.Add(0, new("cache", cache), new("outcome", "miss"));
+        }
+
+        _webhooksAccepted.Add(0, new KeyValuePair<string, object?>("duplicate", false));
+        _webhooksAccepted.Add(0, new KeyValuePair<string, object?>("duplicate", true));
+        foreach (var reason in Enum.GetValues<Webhooks.WebhookRejection>().Where(r => r != Webhooks.WebhookRejection.None))
+        {
+            _webhooksRejected.Add(0, new KeyValuePair<string, object?>("reason", reason.ToString()));
+        }
+    }
 
     public void FalCall(string operation, string outcome, TimeSpan elapsed) =>
         _falCalls.Record(elapsed.TotalSeconds, new("operation", operation), new("outcome", outcome));

@@ -1,21 +1,24 @@
-using Microsoft.Extensions.Options;
-
 namespace Gateway.Hosting;
 
 internal static class GatewayRunner
 {
     /// <summary>
-    /// Runs the gateway; a configuration that fails validation ends the process with exit code 1 and one
-    /// line per bad setting (each names its environment variable) instead of a stack trace.
+    /// Builds and runs the gateway. A bad setting, whether read while the services are registered, while the host is
+    /// built (HostOptions, Kestrel, Serilog) or when it starts (every validated option), ends the process with exit
+    /// code 1 and one line per bad setting, each naming its environment variable, instead of a stack trace (exit 134).
     /// </summary>
-    public static int RunGateway(this WebApplication app)
+    public static int Run(string[] args, Action<WebApplicationBuilder> addFeatures, Action<WebApplication> useFeatures)
     {
         try
         {
+            var builder = WebApplication.CreateBuilder(args);
+            addFeatures(builder);
+            var app = builder.Build();
+            useFeatures(app);
             app.Run();
             return 0;
         }
-        catch (Exception e) when (Failures(e).ToList() is { Count: > 0 } failures)
+        catch (Exception e) when (ConfigurationFailures.Of(e).ToList() is { Count: > 0 } failures)
         {
             Console.Error.WriteLine("The gateway cannot start: its configuration is not valid.");
             foreach (var failure in failures.Distinct())
@@ -26,11 +29,4 @@ internal static class GatewayRunner
             return 1;
         }
     }
-
-    private static IEnumerable<string> Failures(Exception exception) => exception switch
-    {
-        OptionsValidationException invalid => invalid.Failures,
-        AggregateException aggregate => aggregate.InnerExceptions.SelectMany(Failures),
-        _ => [],
-    };
 }

@@ -22,6 +22,7 @@ internal static class HostingExtensions
         // Levels, overrides and extra sinks come from the "Serilog" section; the console speaks JSON
         // everywhere but Development, where people read it.
         var development = builder.Environment.IsDevelopment();
+        SerilogLevels.ThrowIfInvalid(builder.Configuration);
         var consoleLevel = builder.Configuration.GetValue("Serilog:ConsoleMinimumLevel", Serilog.Events.LogEventLevel.Verbose);
         // preserveStaticLogger: each host logs through its own logger, never the process-wide Log.Logger, so
         // several gateways in one process (the tests run replicas side by side) never write into each other's sinks.
@@ -30,6 +31,8 @@ internal static class HostingExtensions
         builder.Services.AddSerilog((services, logger) =>
         {
             logger.ReadFrom.Configuration(builder.Configuration).ReadFrom.Services(services).Enrich.FromLogContext();
+            // The host logs a failed start with its stack before the runner says which setting is bad, in one line.
+            logger.Filter.ByExcluding(logEvent => logEvent.Exception is { } e && ConfigurationFailures.Of(e).Any());
             // The console is written by one background thread, not under the console's lock on every request's thread.
             // A full buffer (10,000 events) makes writers wait rather than drop lines: every request keeps its line.
             logger.WriteTo.Async(console =>

@@ -39,6 +39,7 @@ internal static class ObservabilityExtensions
     {
         builder.Services.AddMetrics();
         builder.Services.AddSingleton<GatewayMetrics>();
+        builder.Services.AddSingleton<IMetricSeriesAtZero>(services => services.GetRequiredService<GatewayMetrics>());
 
         builder.Services.AddOptions<AspNetCoreTraceInstrumentationOptions>().Configure<SecretQueryParameters>((options, secrets) =>
             options.EnrichWithHttpRequest = (activity, _) =>
@@ -50,6 +51,7 @@ internal static class ObservabilityExtensions
                 }
             });
         var otlp = builder.ExportsOtlp();
+        ThrowIfEndpointInvalid(builder.Configuration);
         var telemetry = builder.Services.AddOpenTelemetry()
             // The environment detector again after the default name, so that the operator's variables win over it.
             .ConfigureResource(resource => resource
@@ -79,7 +81,7 @@ internal static class ObservabilityExtensions
                     });
             });
         builder.Services.ConfigureOpenTelemetryMeterProvider((services, metrics) =>
-            metrics.AddView(OnlyMetersOf(services.GetRequiredService<IMeterFactory>())));
+            metrics.AddView(Streams(services.GetRequiredService<IMeterFactory>())));
 
         // The SDK's own OTLP set-up for every signal: the one that reads the per-signal variables too (AddOtlpExporter
         // reads only OTEL_EXPORTER_OTLP_ENDPOINT). Only when the operator named an endpoint: the default one
@@ -88,6 +90,9 @@ internal static class ObservabilityExtensions
         {
             telemetry.UseOtlpExporter();
         }
+
+        // After AddOpenTelemetry's hosted service, which starts the meter provider: a measurement before it is lost.
+        builder.Services.AddHostedService<MetricSeriesAtStart>();
 
         return builder;
     }
@@ -103,13 +108,41 @@ internal static class ObservabilityExtensions
         return app;
     }
 
+    /// <summary>The SDK ignores an endpoint it cannot parse and exports nothing, silently: stop the start instead, naming it.</summary>
+    private static void ThrowIfEndpointInvalid(IConfiguration configuration)
+    {
+        var failures = OtlpEndpoints
+            .Where(name => configuration[name] is { } value && !string.IsNullOrWhiteSpace(value)
+                && !(Uri.TryCreate(value, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)))
+            .Select(name => $"{name} must be an absolute http:// or https:// URL, such as http://otel-collector:4317.")
+            .ToList();
+        if (failures.Count > 0)
+        {
+            throw new Microsoft.Extensions.Options.OptionsValidationException("OTEL_EXPORTER_OTLP", typeof(ObservabilityExtensions), failures);
+        }
+    }
+
     private static bool IsOperatorRoute(PathString path) =>
         path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics");
 
     /// <summary>
-    /// A meter made by another host's <see cref="IMeterFactory"/> (tests run several gateways in one process) is not
-    /// this host's: left in, its instruments would take the names of this host's own and hide them.
+    /// .NET's System.Runtime meter names three gauges <c>*.count</c>, which Prometheus reserves for a histogram's or a
+    /// summary's count (promtool flags <c>dotnet_assembly_count</c>): exported under gauge names instead.
     /// </summary>
-    private static Func<Instrument, MetricStreamConfiguration?> OnlyMetersOf(IMeterFactory factory) =>
-        instrument => instrument.Meter.Scope is IMeterFactory other && other != factory ? MetricStreamConfiguration.Drop : null;
+    private static readonly Dictionary<string, string> RuntimeGaugeNames = new(StringComparer.Ordinal)
+    {
+        ["dotnet.assembly.count"] = "dotnet.assemblies.loaded",
+        ["dotnet.process.cpu.count"] = "dotnet.process.cpus",
+        ["dotnet.timer.count"] = "dotnet.timers.active",
+    };
+
+    /// <summary>
+    /// One view for every instrument (several matching views would export an instrument twice). A meter made by another
+    /// host's <see cref="IMeterFactory"/> (tests run several gateways in one process) is not this host's: left in, its
+    /// instruments would take the names of this host's own and hide them. The runtime's <c>*.count</c> gauges are renamed.
+    /// </summary>
+    private static Func<Instrument, MetricStreamConfiguration?> Streams(IMeterFactory factory) => instrument =>
+        instrument.Meter.Scope is IMeterFactory other && other != factory ? MetricStreamConfiguration.Drop
+        : instrument.Meter.Name == "System.Runtime" && RuntimeGaugeNames.TryGetValue(instrument.Name, out var name) ? new MetricStreamConfiguration { Name = name }
+        : null;
 }

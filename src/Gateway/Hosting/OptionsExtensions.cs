@@ -12,7 +12,8 @@ internal static class OptionsExtensions
         where TOptions : class
     {
         var builder = services.AddOptions<TOptions>().BindConfiguration(sectionName);
-        builder.ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TOptions>>(new NamedDataAnnotations<TOptions>(sectionName));
+        builder.ValidateOnStart();
         return builder;
     }
 }

@@ -4,8 +4,8 @@ namespace Gateway.Hosting;
 
 /// <summary>
 /// Settings kept as files (section <c>Gateway</c>, shared with the other features). Its own class rather than a
-/// <see cref="GatewayOptions"/> property: those are read while the host is built, before the runner can turn a
-/// validation failure into one line, and a missing directory must stop the start that way, not as a crash.
+/// <see cref="GatewayOptions"/> property: the directory is read before the services are registered, and a missing one
+/// must stop the start with one line naming it (a validation failure the runner reports), not be skipped silently.
 /// </summary>
 public sealed class SecretFilesOptions : IValidatableObject
 {

@@ -27,9 +27,8 @@ internal static class StorageExtensions
         }
         else
         {
-            // Parsed when the host starts, as a validated option, not here: an exception thrown while the services are
-            // registered escapes the runner and crashes the process (exit 134, a stack trace) instead of stopping it
-            // with one line naming ConnectionStrings__Redis (exit 1), as every other bad setting does.
+            // Parsed when the host starts, as a validated option, not here: its failure names ConnectionStrings__Redis
+            // without showing the value (it may hold a password), in the one line the runner prints (exit 1).
             builder.Services.AddOptions<RedisConnectionString>()
                 .Configure<IConfiguration>((options, configuration) => options.Parse(configuration.GetConnectionString(RedisConnectionName)!))
                 .ValidateOnStart();
