@@ -17,8 +17,6 @@ internal sealed class GatewayMetrics : IMetricSeriesAtZero
     private readonly Histogram<double> _falCalls;
     private readonly Counter<long> _cacheLookups;
     private readonly UpDownCounter<long> _openStreams;
-    private readonly Counter<long> _webhooksAccepted;
-    private readonly Counter<long> _webhooksRejected;
     private long _inFlight;
 
     public GatewayMetrics(IMeterFactory meters)
@@ -28,8 +26,6 @@ internal sealed class GatewayMetrics : IMetricSeriesAtZero
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
         _cacheLookups = meter.CreateCounter<long>("gateway.cache.lookups", "{lookup}", "Status and result lookups answered from the cache (hit) or from fal (miss)");
         _openStreams = meter.CreateUpDownCounter<long>("gateway.event_streams.open", "{stream}", "Open Server-Sent Event streams on this replica");
-        _webhooksAccepted = meter.CreateCounter<long>("gateway.webhooks.accepted", "{webhook}", "fal webhooks accepted (duplicate=true when the generation had already ended)");
-        _webhooksRejected = meter.CreateCounter<long>("gateway.webhooks.rejected", "{webhook}", "fal webhooks refused, by reason");
         meter.CreateObservableGauge("gateway.generations.in_flight", () => Volatile.Read(ref _inFlight), "{generation}", "Accepted generations that have not ended (the reconciler's schedule, shared by all replicas)");
     }
 
@@ -46,13 +42,6 @@ internal sealed class GatewayMetrics : IMetricSeriesAtZero
             _cacheLookups.Add(0, new("cache", cache), new("outcome", "hit"));
             _cacheLookups.Add(0, new("cache", cache), new("outcome", "miss"));
         }
-
-        _webhooksAccepted.Add(0, new KeyValuePair<string, object?>("duplicate", false));
-        _webhooksAccepted.Add(0, new KeyValuePair<string, object?>("duplicate", true));
-        foreach (var reason in Enum.GetValues<Webhooks.WebhookRejection>().Where(r => r != Webhooks.WebhookRejection.None))
-        {
-            _webhooksRejected.Add(0, new KeyValuePair<string, object?>("reason", reason.ToString()));
-        }
     }
 
     public void FalCall(string operation, string outcome, TimeSpan elapsed) =>
@@ -60,10 +49,6 @@ internal sealed class GatewayMetrics : IMetricSeriesAtZero
 
     public void CacheLookup(string cache, bool hit) =>
         _cacheLookups.Add(1, new("cache", cache), new("outcome", hit ? "hit" : "miss"));
-
-    public void WebhookAccepted(bool duplicate) => _webhooksAccepted.Add(1, new KeyValuePair<string, object?>("duplicate", duplicate));
-
-    public void WebhookRejected(string reason) => _webhooksRejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
     public void StreamOpened() => _openStreams.Add(1);
 

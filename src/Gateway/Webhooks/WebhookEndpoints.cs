@@ -35,7 +35,7 @@ internal static partial class WebhookEndpoints
         WebhookBodyReader bodies,
         IGenerationStore store,
         GenerationCompleter completer,
-        GatewayMetrics metrics,
+        WebhookMetrics metrics,
         ILogger<WebhookAck> logger)
     {
         var cancellationToken = httpContext.RequestAborted;
@@ -60,7 +60,7 @@ internal static partial class WebhookEndpoints
 
         var duplicate = record.IsTerminal;
         var ended = await completer.CompleteFromWebhookAsync(record, delivery.Status, delivery.Payload, delivery.Error, delivery.PayloadError, cancellationToken);
-        metrics.WebhookAccepted(duplicate);
+        metrics.Accepted(duplicate);
         LogAccepted(logger, requestId, delivery.Status, duplicate);
         return TypedResults.Ok(new WebhookAck(ended.Id, ended.Status));
     }
@@ -137,9 +137,9 @@ internal static partial class WebhookEndpoints
     private static Refusal TooLarge(WebhookBodyReader bodies) => new(WebhookRejection.BodyTooLarge, StatusCodes.Status413PayloadTooLarge,
         $"The webhook body is larger than the gateway accepts ({bodies.MaxBodyBytes} bytes, Webhooks__MaxBodyBytes).");
 
-    private static ProblemHttpResult Reject(HttpContext httpContext, GatewayMetrics metrics, ILogger logger, Refusal refusal)
+    private static ProblemHttpResult Reject(HttpContext httpContext, WebhookMetrics metrics, ILogger logger, Refusal refusal)
     {
-        metrics.WebhookRejected(refusal.Reason.ToString());
+        metrics.Rejected(refusal.Reason.ToString());
         LogRejected(logger, refusal.Reason);
         if (refusal.RetryAfter is { } retryAfter)
         {

@@ -16,6 +16,8 @@ internal static class WebhookExtensions
         builder.Services.AddSingleton<JwksCache>();
         builder.Services.AddSingleton<FalWebhookVerifier>();
         builder.Services.AddSingleton<WebhookBodyReader>();
+        builder.Services.AddSingleton<WebhookMetrics>();
+        builder.Services.AddSingleton<IMetricSeriesAtZero>(services => services.GetRequiredService<WebhookMetrics>());
         builder.Services.AddGatewayJson(WebhookJsonContext.Default);
         return builder;
     }
