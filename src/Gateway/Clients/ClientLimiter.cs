@@ -1,3 +1,4 @@
+using Gateway.Storage;
 using System.Globalization;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -119,7 +120,7 @@ internal sealed partial class ClientLimiter(
         {
             await store.EndAsync(client, GenerationPrefix + generationId);
         }
-        catch (Exception e) when (e is RedisException or RedisTimeoutException)
+        catch (Exception e) when (RedisFailure.IsUnavailable(e))
         {
             // The reader of the job must not fail for this: reconciliation or the lease TTL frees the slot later.
             LogEndNotRecorded(logger, e, client, generationId);
@@ -197,7 +198,7 @@ internal sealed partial class ClientLimiter(
         {
             return await action();
         }
-        catch (Exception e) when (e is RedisException or RedisTimeoutException)
+        catch (Exception e) when (RedisFailure.IsUnavailable(e))
         {
             throw new ClientLimitsUnavailableException(e);
         }
@@ -209,7 +210,7 @@ internal sealed partial class ClientLimiter(
         {
             await action();
         }
-        catch (Exception e) when (e is RedisException or RedisTimeoutException)
+        catch (Exception e) when (RedisFailure.IsUnavailable(e))
         {
             throw new ClientLimitsUnavailableException(e);
         }

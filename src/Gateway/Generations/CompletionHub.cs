@@ -75,7 +75,7 @@ internal sealed partial class CompletionHub(IServiceProvider services, Generatio
                 // Registered locally even while Redis is down; the client re-subscribes when it reconnects.
                 await _subscriber.SubscribeAsync(RedisKeys.Ended, (_, id) => Signal(id.ToString()), CommandFlags.FireAndForget);
             }
-            catch (RedisException e)
+            catch (Exception e) when (RedisFailure.IsUnavailable(e))
             {
                 LogSubscribeFailed(logger, e);
             }
@@ -93,7 +93,7 @@ internal sealed partial class CompletionHub(IServiceProvider services, Generatio
         {
             await _subscriber.UnsubscribeAsync(RedisKeys.Ended, flags: CommandFlags.FireAndForget);
         }
-        catch (Exception e) when (e is ObjectDisposedException or RedisException or RedisTimeoutException)
+        catch (Exception e) when (e is ObjectDisposedException || RedisFailure.IsUnavailable(e))
         {
             // Redis is down, or the host closed the connection first (it may stop and dispose at once): the subscription is gone either way.
         }
@@ -121,7 +121,7 @@ internal sealed partial class CompletionHub(IServiceProvider services, Generatio
         {
             await _subscriber.PublishAsync(RedisKeys.Ended, id);
         }
-        catch (Exception e) when (e is RedisException or RedisTimeoutException)
+        catch (Exception e) when (RedisFailure.IsUnavailable(e))
         {
             // Waiters on other replicas still see the end on their next look at the store.
             LogPublishFailed(logger, id, e);

@@ -83,11 +83,11 @@ internal sealed partial class GenerationSubmitter(
                 await store.CreateAsync(record, CancellationToken.None);
                 return;
             }
-            catch (Exception e) when (attempt < 3 && e is StackExchange.Redis.RedisException or StackExchange.Redis.RedisTimeoutException)
+            catch (Exception e) when (attempt < 3 && RedisFailure.IsUnavailable(e))
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt), time);
             }
-            catch (Exception e) when (e is StackExchange.Redis.RedisException or StackExchange.Redis.RedisTimeoutException)
+            catch (Exception e) when (RedisFailure.IsUnavailable(e))
             {
                 LogLostRecord(logger, record.Id, record.Client, e);
                 throw new StoreUnavailableException(

@@ -1,3 +1,4 @@
+using Gateway.Storage;
 using System.Threading.Channels;
 using Gateway.Generations;
 using Microsoft.Extensions.Options;
@@ -168,7 +169,7 @@ internal sealed partial class ImageCopier(
             metrics.Copy("stored");
             LogStored(logger, id, stored.Count, stored.Sum(i => i.Length), record.ImageCopyAttempts + 1);
         }
-        catch (Exception e) when (e is not (RedisException or RedisTimeoutException) && !(e is OperationCanceledException && stoppingToken.IsCancellationRequested))
+        catch (Exception e) when (!RedisFailure.IsUnavailable(e) && !(e is OperationCanceledException && stoppingToken.IsCancellationRequested))
         {
             await FailedAttemptAsync(record, e);
         }

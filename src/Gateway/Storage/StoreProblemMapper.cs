@@ -12,7 +12,7 @@ internal sealed partial class StoreProblemMapper(ILogger<StoreProblemMapper> log
         var detail = exception switch
         {
             StoreUnavailableException unavailable => unavailable.Message,
-            RedisException or RedisTimeoutException => "The gateway's store (Redis) is not reachable.",
+            _ when RedisFailure.IsUnavailable(exception) => "The gateway's store (Redis) is not reachable.",
             _ => null,
         };
         if (detail is null)
