@@ -29,6 +29,8 @@ public sealed class WebhookTests
         Assert.InRange(long.Parse(hook.Headers["X-Fal-Webhook-Timestamp"], System.Globalization.CultureInfo.InvariantCulture),
             DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 60, DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 1);
         Assert.True(await Verifies(emulator, hook));
+        // Counted once the receiver has answered, which can be just after the receiver has recorded the body.
+        await Emulator.Eventually(() => emulator.State.WebhooksSent == 1, "the webhook to be counted as sent");
         Assert.Equal(1, emulator.State.WebhooksSent);
     }
 
@@ -63,6 +65,7 @@ public sealed class WebhookTests
         Assert.Equal(hooks[0].Body, hooks[1].Body);
         Assert.True(await Verifies(emulator, hooks[0]));
         Assert.True(await Verifies(emulator, hooks[1]));
+        await Emulator.Eventually(() => emulator.State.WebhooksSent == 2, "both webhooks to be counted as sent");
         Assert.Equal(2, emulator.State.WebhooksSent);
     }
 
