@@ -43,6 +43,7 @@ public sealed class ClientKeyRotationTests(RedisServer redis) : IDisposable
 
         Write("Clients__delta__KeySha256", GatewayHarness.Sha256(DeltaKey));
         var added = await WaitForAsync(harness, DeltaKey, HttpStatusCode.OK);
+        await WaitForZeroSeriesAsync(harness, "delta"); // an alert on the new client's counters has a series from the start
         File.Delete(Path.Combine(_secrets.FullName, "Clients__gamma__KeySha256"));
         var removed = await WaitForAsync(harness, GammaKey, HttpStatusCode.Unauthorized);
 
@@ -137,6 +138,20 @@ public sealed class ClientKeyRotationTests(RedisServer redis) : IDisposable
     {
         using var response = await harness.Client(key).GetAsync("/v1/usage", TestContext.Current.CancellationToken);
         return response.StatusCode;
+    }
+
+    private static async Task WaitForZeroSeriesAsync(GatewayHarness harness, string client)
+    {
+        var clock = Stopwatch.StartNew();
+        string scrape;
+        while (!(scrape = await harness.Client(key: null).GetStringAsync("/metrics", TestContext.Current.CancellationToken))
+            .Split('\n').Any(line => line.StartsWith("gateway_client_submits_total{", StringComparison.Ordinal)
+                && line.Contains($"client=\"{client}\"", StringComparison.Ordinal)
+                && line[(line.LastIndexOf('}') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries) is ["0", ..]))
+        {
+            Assert.True(clock.Elapsed < TakesEffectWithin, $"no gateway_client_submits_total series at 0 for the added client {client}:\n{scrape}");
+            await Task.Delay(200, TestContext.Current.CancellationToken);
+        }
     }
 
     private static async Task<TimeSpan> WaitForAsync(GatewayHarness harness, string key, HttpStatusCode expected)

@@ -11,7 +11,7 @@ namespace Gateway.Clients;
 /// <c>gateway_client_images_total</c>, <c>gateway_client_spend_usd_total</c>, <c>gateway_client_limit_refusals_total</c>
 /// and <c>gateway_client_limit_usage_ratio</c>.
 /// </summary>
-internal sealed class ClientMetrics : IMetricSeriesAtZero
+internal sealed class ClientMetrics : IMetricSeriesAtZero, IDisposable
 {
     private readonly Counter<long> _submits;
     private readonly Counter<long> _images;
@@ -23,6 +23,7 @@ internal sealed class ClientMetrics : IMetricSeriesAtZero
     private readonly TimeProvider _time;
 
     private readonly IOptionsMonitor<ClientsOptions> _clients;
+    private IDisposable? _reloads;
 
     public ClientMetrics(GatewayMetrics gateway, TimeProvider time, IOptionsMonitor<ClientsOptions> clients)
     {
@@ -38,10 +39,21 @@ internal sealed class ClientMetrics : IMetricSeriesAtZero
             "Share of a daily limit (limit=ImagesPerDay or DailyBudget) the client has used today (UTC), as last counted by this replica");
     }
 
-    /// <summary>The clients configured at start, each limit on its own (a refusal for two at once is one more series).</summary>
+    /// <summary>
+    /// The clients configured at start, each limit on its own (a refusal for two at once is one more series), and those
+    /// added later (a key file in Gateway__SecretsPath) as they are added.
+    /// </summary>
     public void CreateAtZero()
     {
-        foreach (var client in _clients.CurrentValue.Clients.Keys)
+        CreateAtZero(_clients.CurrentValue);
+        _reloads ??= _clients.OnChange(CreateAtZero);
+    }
+
+    public void Dispose() => _reloads?.Dispose();
+
+    private void CreateAtZero(ClientsOptions options)
+    {
+        foreach (var client in options.Clients.Keys)
         {
             var tag = new KeyValuePair<string, object?>("client", client);
             _submits.Add(0, tag);
