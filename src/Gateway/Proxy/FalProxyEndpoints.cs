@@ -26,27 +26,24 @@ internal static class FalProxyEndpoints
             example: "https://queue.fal.run/microsoft/mai-image-2.5")
         .Produces<FalJson>(StatusCodes.Status200OK, "application/json", "text/event-stream")
         .DescribesResponse(StatusCodes.Status200OK, "fal's answer (a status stream is text/event-stream), or a completed result from the gateway's store.")
-        .Produces<FalJson>(StatusCodes.Status202Accepted, "application/json")
-        .DescribesResponse(StatusCodes.Status202Accepted, "fal's answer: a status while the request is pending, or a cancel fal accepted.")
-        .Produces<FalJson>(StatusCodes.Status400BadRequest, "application/json")
-        .DescribesResponse(StatusCodes.Status400BadRequest,
+        .ProducesFalJson(StatusCodes.Status202Accepted, "fal's answer: a status while the request is pending, or a cancel fal accepted.")
+        .ProducesFalJson(StatusCodes.Status400BadRequest,
             "The target is missing or not one the gateway allows ({\"message\":\"Invalid request\",\"detail\":…}), or fal's own 400.")
-        .Produces<FalJson>(StatusCodes.Status404NotFound, "application/json")
-        .DescribesResponse(StatusCodes.Status404NotFound, "The request is not the caller's ({\"detail\":…}), or fal's own 404.")
-        .Produces<FalJson>(StatusCodes.Status415UnsupportedMediaType, "application/json")
-        .DescribesResponse(StatusCodes.Status415UnsupportedMediaType, "A submit whose body is not declared as JSON ({\"detail\":…}).")
-        .Produces<FalJson>(StatusCodes.Status422UnprocessableEntity, "application/json")
-        .DescribesResponse(StatusCodes.Status422UnprocessableEntity,
+        .ProducesFalJson(StatusCodes.Status404NotFound, "The request is not the caller's ({\"detail\":…}), or fal's own 404.")
+        .ProducesFalJson(StatusCodes.Status415UnsupportedMediaType, "A submit whose body is not declared as JSON ({\"detail\":…}).")
+        .ProducesFalJson(StatusCodes.Status422UnprocessableEntity,
             "A submit the gateway's validation refused, in fal's shape ({\"detail\":[{loc,msg,type}]}), or fal's own 422.")
-        .Produces<FalJson>(StatusCodes.Status429TooManyRequests, "application/json")
-        .DescribesResponse(StatusCodes.Status429TooManyRequests, "A client limit refused the submit ({\"detail\":…}), or fal's own 429.")
-        .Produces<FalJson>(StatusCodes.Status502BadGateway, "application/json")
-        .DescribesResponse(StatusCodes.Status502BadGateway, "The call to fal failed before fal answered ({\"detail\":…}), or fal's own 502.")
-        .Produces<FalJson>(StatusCodes.Status504GatewayTimeout, "application/json")
-        .DescribesResponse(StatusCodes.Status504GatewayTimeout, "fal did not answer within FalProxy__ActivityTimeout ({\"detail\":…}), or fal's own 504.")
+        .ProducesFalJson(StatusCodes.Status429TooManyRequests, "A client limit refused the submit ({\"detail\":…}), or fal's own 429.")
+        .ProducesFalJson(StatusCodes.Status502BadGateway, "The call to fal failed before fal answered ({\"detail\":…}), or fal's own 502.")
+        .ProducesFalJson(StatusCodes.Status504GatewayTimeout, "fal did not answer within FalProxy__ActivityTimeout ({\"detail\":…}), or fal's own 504.")
         .ProducesProblemFor(StatusCodes.Status413PayloadTooLarge, "The body is larger than the gateway accepts (Gateway__MaxRequestBodyBytes).")
         .ProducesProblemFor(StatusCodes.Status503ServiceUnavailable, "The gateway's store (Redis) is briefly unreachable.")
         .ProducesDefault<FalJson>("Any other status: fal's own answer, passed on.", "application/json");
+
+    /// <summary>A JSON answer in fal's shape with <paramref name="status"/>, and when it is given.</summary>
+    private static RouteHandlerBuilder ProducesFalJson(this RouteHandlerBuilder builder, int status, string description) => builder
+        .Produces<FalJson>(status, "application/json")
+        .DescribesResponse(status, description);
 }
 
 /// <summary>A JSON object as fal (or the gateway, in fal's shape) answers it.</summary>
