@@ -169,32 +169,13 @@ internal sealed class GenerationEventStream(
     /// An SSE <c>data:</c> field is one line. JSON needs no raw line breaks (inside strings they are
     /// escaped), so any that fal's bytes carry as whitespace become spaces.
     /// </summary>
-    /// <remarks>Disposing it leaves the response body open: it overrides no Dispose.</remarks>
-    private sealed class SingleLineStream(Stream inner) : Stream
+    private sealed class SingleLineStream(Stream inner) : WriteThroughStream(inner)
     {
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override void Flush() => inner.Flush();
-
-        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
             if (buffer.Span.IndexOfAny((byte)'\n', (byte)'\r') < 0)
             {
-                return inner.WriteAsync(buffer, cancellationToken);
+                return Inner.WriteAsync(buffer, cancellationToken);
             }
 
             var copy = buffer.ToArray();
@@ -206,7 +187,7 @@ internal sealed class GenerationEventStream(
                 }
             }
 
-            return inner.WriteAsync(copy, cancellationToken);
+            return Inner.WriteAsync(copy, cancellationToken);
         }
     }
 }
