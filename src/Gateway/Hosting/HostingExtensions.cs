@@ -33,19 +33,19 @@ internal static class HostingExtensions
             logger.ReadFrom.Configuration(builder.Configuration).ReadFrom.Services(services).Enrich.FromLogContext();
             // The host logs a failed start with its stack before the runner says which setting is bad, in one line.
             logger.Filter.ByExcluding(logEvent => logEvent.Exception is { } e && ConfigurationFailures.Of(e).Any());
-            // The console is written by one background thread, not under the console's lock on every request's thread.
-            // A full buffer (10,000 events) makes writers wait rather than drop lines: every request keeps its line.
-            logger.WriteTo.Async(console =>
+            // The console is written by one background thread, not on every request's thread. A full queue (10,000
+            // events) makes writers wait rather than drop lines: every request keeps its line. In production the lines
+            // leave through one buffer, written whenever the queue runs empty (BufferedConsoleSink); in Development
+            // Serilog's console sink writes them for people to read.
+            if (development)
             {
-                if (development)
-                {
-                    console.Console(consoleLevel, "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}");
-                }
-                else
-                {
-                    console.Console(new RenderedCompactJsonFormatter(), consoleLevel);
-                }
-            }, blockWhenFull: true);
+                logger.WriteTo.Async(console => console.Console(consoleLevel,
+                    "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}"), blockWhenFull: true);
+            }
+            else
+            {
+                logger.WriteTo.Sink(new BufferedConsoleSink(new RenderedCompactJsonFormatter(), Console.OpenStandardOutput(), consoleLevel));
+            }
         }, preserveStaticLogger: true); // each host logs through its own logger, never a process-wide one
         var serilogFactory = builder.Services.Last(d => d.ServiceType == typeof(ILoggerFactory));
         builder.Services.Remove(serilogFactory);
