@@ -27,7 +27,7 @@ internal sealed class ClientKeyAuthenticationHandler(
             return Task.FromResult(AuthenticateResult.Fail("Unknown client key."));
         }
 
-        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(CallerClaims.Create(new Owner(client, null), SchemeName), SchemeName)));
+        return Task.FromResult(AuthenticateResult.Success(registry.TicketFor(client)));
     }
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>

@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Clients;
@@ -15,6 +17,7 @@ internal sealed class ClientRegistry
 
     private readonly IOptionsMonitor<ClientsOptions> _clients;
     private readonly byte[]? _developmentHash;
+    private readonly ConcurrentDictionary<string, AuthenticationTicket> _tickets = new(StringComparer.Ordinal);
     private volatile Snapshot _snapshot;
 
     public ClientRegistry(IOptionsMonitor<ClientsOptions> clients, IOptions<DevelopmentClientOptions> development, IHostEnvironment environment, ILogger<ClientRegistry> logger)
@@ -48,6 +51,14 @@ internal sealed class ClientRegistry
 
         return found;
     }
+
+    /// <summary>
+    /// The ticket of a client that presented its key: one per client name (names come only from the configuration),
+    /// built on its first request and shared by the requests after it, which only read it. A poll then allocates no
+    /// principal, identity, claims or properties of its own (issue 13).
+    /// </summary>
+    public AuthenticationTicket TicketFor(string client) => _tickets.GetOrAdd(client, static name =>
+        new AuthenticationTicket(CallerClaims.Create(new Owner(name, null), ClientKeyAuthenticationHandler.SchemeName), ClientKeyAuthenticationHandler.SchemeName));
 
     /// <summary>The client an identity provider's app acts for (<c>Clients:{name}:AppIds</c>), or null when it is none.</summary>
     public string? FindClientByApp(string appId) => Current().ClientsByApp.GetValueOrDefault(appId);

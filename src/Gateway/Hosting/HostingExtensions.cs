@@ -65,6 +65,10 @@ internal static class HostingExtensions
             options.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
             options.SerializerOptions.AllowDuplicateProperties = false;
         });
+        // No encoder: System.Text.Json's default escaping (HTML-sensitive characters and non-ASCII as \u escapes; the same
+        // JSON values). The framework sets the relaxed encoder, and any encoder at all keeps System.Text.Json off the
+        // source generator's fast path: every answer took the metadata-driven writer, a WriteStack per answer (issue 13).
+        builder.Services.PostConfigure<Microsoft.AspNetCore.Http.Json.JsonOptions>(options => options.SerializerOptions.Encoder = null);
         builder.Services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
         builder.Services.AddSingleton<IConfigureOptions<KestrelServerOptions>, KestrelLimits>();
 
