@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Gateway.Links;
 using Gateway.Upstream;
 
@@ -6,11 +7,17 @@ namespace Gateway.Generations;
 /// <summary>From what the gateway stores and fal says to what clients read; signs the links a page opens without headers.</summary>
 internal sealed class GenerationMapper(LinkTickets tickets)
 {
+    /// <summary>
+    /// A record's plain routes, made once per record instance (records are immutable; the read cache hands the same
+    /// instance to every poll of an ended generation): a poll's answer built five strings from the id (issue 13).
+    /// </summary>
+    private readonly ConditionalWeakTable<GenerationRecord, GenerationLinks> _plainLinks = [];
+
     public GenerationResponse ToResponse(GenerationRecord record, FalStatus? live) => new(
         record.Id,
         record.Model,
         CurrentStatus(record, live),
-        record.IsTerminal ? null : live?.QueuePosition ?? (live is null ? record.QueuePosition : null),
+        QueuePosition(record, live),
         record.CreatedAt,
         record.CompletedAt,
         record.Error,
@@ -46,19 +53,24 @@ internal sealed class GenerationMapper(LinkTickets tickets)
             User: record.User);
     }
 
-    public StatusResponse ToStatus(GenerationSnapshot snapshot, bool logs)
-    {
-        var response = ToResponse(snapshot.Record, snapshot.Live);
-        return new StatusResponse(response.Id, response.Status, response.QueuePosition,
-            logs ? snapshot.Live?.Logs ?? [] : null, response.Links);
-    }
+    public StatusResponse ToStatus(GenerationSnapshot snapshot, bool logs) => new(
+        snapshot.Record.Id,
+        CurrentStatus(snapshot.Record, snapshot.Live),
+        QueuePosition(snapshot.Record, snapshot.Live),
+        logs ? snapshot.Live?.Logs ?? [] : null,
+        LinksFor(snapshot.Record));
 
     /// <summary>The routes of the generation; <c>events</c> carries a ticket for the record's owner, for the browser's EventSource.</summary>
     private GenerationLinks LinksFor(GenerationRecord record)
     {
-        var links = GenerationLinks.For(record.Id);
-        return links with { Events = tickets.Append(links.Events, new LinkScope(record.Id, GenerationLinks.EventsResource, record.Client, record.User)) };
+        var links = _plainLinks.GetValue(record, static r => GenerationLinks.For(r.Id));
+        return tickets.Enabled
+            ? links with { Events = tickets.Append(links.Events, new LinkScope(record.Id, GenerationLinks.EventsResource, record.Client, record.User)) }
+            : links;
     }
+
+    private static int? QueuePosition(GenerationRecord record, FalStatus? live) =>
+        record.IsTerminal ? null : live?.QueuePosition ?? (live is null ? record.QueuePosition : null);
 
     private static string CurrentStatus(GenerationRecord record, FalStatus? live) =>
         record.IsTerminal || live is null ? record.Status
