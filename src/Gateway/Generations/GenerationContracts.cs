@@ -252,9 +252,12 @@ public sealed record GenerationLinks(string Self, string Status, string Result, 
     /// <summary>The plain routes, which need the caller's key or token.</summary>
     internal static GenerationLinks For(string id)
     {
-        var self = $"/v1/generations/{Uri.EscapeDataString(id)}";
+        var self = SelfFor(id);
         return new GenerationLinks(self, self + "/status", self + "/result", self + "/events", self + "/cancel");
     }
+
+    /// <summary>The generation's own route.</summary>
+    internal static string SelfFor(string id) => $"/v1/generations/{Uri.EscapeDataString(id)}";
 }
 
 /// <summary>Status only: cheap, safe to poll every 100 ms.</summary>

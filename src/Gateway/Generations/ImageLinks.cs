@@ -21,12 +21,13 @@ internal sealed class GatewayImageLinks(LinkTickets tickets) : IImageLinks
 {
     public Func<int, string> For(HttpRequest request, GenerationRecord record)
     {
-        var images = $"{request.Scheme}://{request.Host}{request.PathBase}{GenerationLinks.For(record.Id).Self}/images/";
-        var scope = new LinkScope(record.Id, GenerationLinks.ImagesResource, record.Client, record.User);
-        string? ticket = null; // one ticket for every image of the representation, issued when the first is written
+        // Both made when the first image link is written, if one is: most results carry fal's own image URLs.
+        string? images = null;
+        string? ticket = null; // one ticket for every image of the representation
         return index =>
         {
-            ticket ??= tickets.Issue(scope) ?? "";
+            images ??= $"{request.Scheme}://{request.Host}{request.PathBase}{GenerationLinks.SelfFor(record.Id)}/images/";
+            ticket ??= tickets.Issue(new LinkScope(record.Id, GenerationLinks.ImagesResource, record.Client, record.User)) ?? "";
             var path = images + index.ToString(System.Globalization.CultureInfo.InvariantCulture);
             return ticket.Length == 0 ? path : $"{path}?{LinkTickets.QueryName}={ticket}";
         };
