@@ -11,7 +11,8 @@ internal static class GatewayRunner
     {
         try
         {
-            var builder = WebApplication.CreateBuilder(args);
+            var builder = WebApplication.CreateSlimBuilder(args);
+            builder.WebHost.UseKestrelHttpsConfiguration();
             addFeatures(builder);
             var app = builder.Build();
             useFeatures(app);

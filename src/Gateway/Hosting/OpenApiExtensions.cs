@@ -1,4 +1,5 @@
 using System.Reflection;
+using Microsoft.AspNetCore.Routing.Constraints;
 using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
 using Swashbuckle.AspNetCore.SwaggerGen;
@@ -10,6 +11,9 @@ internal static class OpenApiExtensions
     public static IHostApplicationBuilder AddGatewayOpenApi(this IHostApplicationBuilder builder)
     {
         builder.Services.AddEndpointsApiExplorer();
+        // Swashbuckle's document route (swagger/{documentName}/swagger.{extension:regex(^(json|ya?ml)$)}) needs the regex
+        // route constraint, which the slim builder (GatewayRunner) leaves out.
+        builder.Services.Configure<RouteOptions>(options => options.SetParameterPolicy<RegexInlineRouteConstraint>("regex"));
         // Describe the JSON the API really speaks (snake_case), not MVC's default options.
         builder.Services.AddSingleton<ISerializerDataContractResolver>(services =>
             new JsonSerializerDataContractResolver(services.GetRequiredService<IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions));
