@@ -3,6 +3,7 @@ using System.Text;
 using Gateway.Hosting;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
 
 namespace Gateway.Clients;
 
@@ -32,17 +33,17 @@ internal sealed partial class IdempotencyMiddleware(
     public const string ReplayedHeaderName = "Idempotent-Replayed";
     private const int MaxKeyLength = 255;
 
-    public async Task InvokeAsync(HttpContext context)
-    {
-        if (!HttpMethods.IsPost(context.Request.Method)
-            || context.GetEndpoint()?.Metadata.GetMetadata<IdempotentEndpointMetadata>() is null
-            || !context.Request.Headers.TryGetValue(HeaderName, out var header)
-            || context.User.Identity is not { IsAuthenticated: true, Name: { } client })
-        {
-            await next(context);
-            return;
-        }
+    /// <summary>Every other request (every GET, every poll) passes straight on, without a state machine of its own.</summary>
+    public Task InvokeAsync(HttpContext context) =>
+        !HttpMethods.IsPost(context.Request.Method)
+        || context.GetEndpoint()?.Metadata.GetMetadata<IdempotentEndpointMetadata>() is null
+        || !context.Request.Headers.TryGetValue(HeaderName, out var header)
+        || context.User.Identity is not { IsAuthenticated: true, Name: { } client }
+            ? next(context)
+            : InvokeIdempotentAsync(context, header, client);
 
+    private async Task InvokeIdempotentAsync(HttpContext context, StringValues header, string client)
+    {
         if (ParseKey(header.ToString()) is not { } key)
         {
             await WriteProblemAsync(context, problems, StatusCodes.Status400BadRequest, ProblemTypes.IdempotencyKeyInvalid, "The Idempotency-Key is not valid",

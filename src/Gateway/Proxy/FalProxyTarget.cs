@@ -49,10 +49,18 @@ internal sealed record FalProxyTarget(
     }).TrimEnd('/');
 
     /// <summary>The upstream URL, with the query rebuilt from the parsed (allowed) parameters plus <paramref name="extra"/>.</summary>
-    public Uri Destination(FalOptions fal, IEnumerable<KeyValuePair<string, string>>? extra = null)
+    public Uri Destination(FalOptions fal, IEnumerable<KeyValuePair<string, string>>? extra = null) => new(BaseUrl(fal) + PathAndQuery(extra));
+
+    /// <summary>The upstream path with the query rebuilt from the parsed (allowed) parameters plus <paramref name="extra"/>.</summary>
+    public string PathAndQuery(IEnumerable<KeyValuePair<string, string>>? extra = null)
     {
+        if (Query.Count == 0 && extra is null)
+        {
+            return Path;
+        }
+
         var query = string.Join('&', Query.Concat(extra ?? []).Select(p => Uri.EscapeDataString(p.Key) + "=" + Uri.EscapeDataString(p.Value)));
-        return new Uri(BaseUrl(fal) + Path + (query.Length > 0 ? "?" + query : ""));
+        return query.Length > 0 ? Path + "?" + query : Path;
     }
 }
 

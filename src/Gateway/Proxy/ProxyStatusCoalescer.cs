@@ -38,9 +38,9 @@ internal sealed partial class ProxyStatusCoalescer(
 
     public async Task AnswerAsync(HttpContext context, FalProxyTarget target)
     {
-        var destination = target.Destination(falOptions.Value);
+        // Keyed by path and query (the host's base URL is the same for every key); the URL is built only to ask fal.
         var status = await coalescer.RunAsync(
-            "proxy-status:" + destination.AbsoluteUri, generationOptions.Value.StatusCacheTtl, _ => AskFalAsync(destination),
+            "proxy-status:" + target.PathAndQuery(), generationOptions.Value.StatusCacheTtl, _ => AskFalAsync(target.Destination(falOptions.Value)),
             context.RequestAborted, cache: "proxy_status", keep: answer => answer.IsSuccess);
 
         var response = context.Response;
