@@ -1,5 +1,5 @@
-using Gateway.Storage;
 using System.Globalization;
+using Gateway.Storage;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 

@@ -23,8 +23,7 @@ internal static class LimitsExtensions
         }
 
         builder.Services.AddMetrics();
-        builder.Services.AddSingleton<ClientMetrics>();
-        builder.Services.AddSingleton<IMetricSeriesAtZero>(services => services.GetRequiredService<ClientMetrics>());
+        builder.Services.AddMetricsAtZero<ClientMetrics>();
         builder.Services.AddSingleton<ClientLimiter>();
         builder.Services.AddSingleton<IProblemMapper, LimitProblems>();
         builder.Services.AddGatewayJson(ClientJsonContext.Default);

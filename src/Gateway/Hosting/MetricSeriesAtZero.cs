@@ -26,3 +26,10 @@ internal sealed class MetricSeriesAtStart(IEnumerable<IMetricSeriesAtZero> instr
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
+
+internal static class MetricSeriesAtZeroExtensions
+{
+    /// <summary>Registers <typeparamref name="T"/> once, as itself and as one of the instruments created at zero at start.</summary>
+    public static IServiceCollection AddMetricsAtZero<T>(this IServiceCollection services) where T : class, IMetricSeriesAtZero =>
+        services.AddSingleton<T>().AddSingleton<IMetricSeriesAtZero>(provider => provider.GetRequiredService<T>());
+}

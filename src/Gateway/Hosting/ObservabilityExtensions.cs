@@ -38,8 +38,7 @@ internal static class ObservabilityExtensions
     public static IHostApplicationBuilder AddGatewayObservability(this IHostApplicationBuilder builder)
     {
         builder.Services.AddMetrics();
-        builder.Services.AddSingleton<GatewayMetrics>();
-        builder.Services.AddSingleton<IMetricSeriesAtZero>(services => services.GetRequiredService<GatewayMetrics>());
+        builder.Services.AddMetricsAtZero<GatewayMetrics>();
 
         builder.Services.AddOptions<AspNetCoreTraceInstrumentationOptions>().Configure<SecretQueryParameters>((options, secrets) =>
             options.EnrichWithHttpRequest = (activity, _) =>

@@ -63,8 +63,7 @@ internal static partial class ImagesExtensions
                 ConnectTimeout = TimeSpan.FromSeconds(15),
             });
 
-        builder.Services.AddSingleton<ImageMetrics>();
-        builder.Services.AddSingleton<IMetricSeriesAtZero>(services => services.GetRequiredService<ImageMetrics>());
+        builder.Services.AddMetricsAtZero<ImageMetrics>();
         // A listener after the completion signal's: the end is announced first, the copy starts after.
         builder.Services.AddSingleton<ImageCopier>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ImageCopier>());

@@ -16,8 +16,7 @@ internal static class WebhookExtensions
         builder.Services.AddSingleton<JwksCache>();
         builder.Services.AddSingleton<FalWebhookVerifier>();
         builder.Services.AddSingleton<WebhookBodyReader>();
-        builder.Services.AddSingleton<WebhookMetrics>();
-        builder.Services.AddSingleton<IMetricSeriesAtZero>(services => services.GetRequiredService<WebhookMetrics>());
+        builder.Services.AddMetricsAtZero<WebhookMetrics>();
         builder.Services.AddGatewayJson(WebhookJsonContext.Default);
         return builder;
     }
