@@ -63,12 +63,17 @@ internal sealed class BufferedConsoleSink : ILogEventSink, IDisposable
         }
     }
 
-    /// <summary>Writes what is queued, then flushes and closes the output (waiting at most 5 seconds for the queue).</summary>
+    /// <summary>
+    /// Writes what is queued, then flushes and closes the output. Waits at most 5 seconds: an output nobody reads any
+    /// more (a stuck pipe) is left to the loop still writing into it, never flushed from here, so shutdown goes on.
+    /// </summary>
     public void Dispose()
     {
         _queue.Writer.TryComplete();
-        _writing.Wait(DrainTimeout);
-        _output.Dispose();
+        if (_writing.Wait(DrainTimeout))
+        {
+            _output.Dispose();
+        }
     }
 
     private async Task WriteAsync()
