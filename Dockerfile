@@ -15,6 +15,8 @@ COPY src/Gateway/Gateway.csproj src/Gateway/
 COPY src/FalEmulator/FalEmulator.csproj src/FalEmulator/
 # The gateway restores for Release, the configuration it is published in: only its Debug build references
 # the fal stand-in, and a restore for Debug would carry the stand-in's packages (SkiaSharp) into the image.
+# With -a it restores for a runtime, which src/Gateway/Gateway.csproj makes a self-contained, trimmed build
+# (the runtime packs and the trimmer come in here).
 RUN dotnet restore src/Gateway/Gateway.csproj -a $TARGETARCH -p:Configuration=Release \
  && dotnet restore src/FalEmulator/FalEmulator.csproj -a $TARGETARCH
 
@@ -24,7 +26,9 @@ COPY src/ src/
 
 FROM source AS publish-gateway
 ARG TARGETARCH
-RUN dotnet publish src/Gateway -c Release --no-restore -a $TARGETARCH -p:UseAppHost=false -o /app
+# Self-contained and trimmed (Gateway.csproj): its own runtime, only the framework code it uses, started by its
+# own executable; about a third less memory than the same build on the shared framework (README, issue 13).
+RUN dotnet publish src/Gateway -c Release --no-restore -a $TARGETARCH -o /app
 
 FROM source AS publish-emulator
 ARG TARGETARCH
@@ -40,12 +44,13 @@ USER $APP_UID
 # otherwise binds loopback only.
 ENTRYPOINT ["dotnet", "FalEmulator.dll", "--urls", "http://+:8080"]
 
-# The gateway. Last, so that a plain `docker build .` produces it.
-FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS gateway
+# The gateway. Last, so that a plain `docker build .` produces it. It carries its own runtime, so its base
+# is runtime-deps: the native libraries .NET needs (OpenSSL, CA certificates, zlib) and the `app` user.
+FROM mcr.microsoft.com/dotnet/runtime-deps:10.0 AS gateway
 WORKDIR /app
 COPY --from=publish-gateway /app .
 ENV ASPNETCORE_HTTP_PORTS=8080
 EXPOSE 8080
 # The image's unprivileged `app` user (UID 1654); numeric, so Kubernetes' runAsNonRoot can verify it.
 USER $APP_UID
-ENTRYPOINT ["dotnet", "Gateway.dll"]
+ENTRYPOINT ["./Gateway"]

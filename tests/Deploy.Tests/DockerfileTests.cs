@@ -8,7 +8,12 @@ public sealed class DockerfileTests
 
     private static readonly DockerIgnore Ignore = DockerIgnore.Parse(Repo.Read(".dockerignore"));
 
-    private const string RuntimeImage = "mcr.microsoft.com/dotnet/aspnet:";
+    /// <summary>The gateway is self-contained (its own runtime): runtime-deps. The stand-in runs on the shared framework.</summary>
+    private static readonly Dictionary<string, string> RuntimeImages = new()
+    {
+        ["gateway"] = "mcr.microsoft.com/dotnet/runtime-deps:",
+        ["emulator"] = "mcr.microsoft.com/dotnet/aspnet:",
+    };
 
     private static readonly string[] BuildSettings = ["global.json", "Directory.Build.props", "Directory.Packages.props"];
 
@@ -40,17 +45,17 @@ public sealed class DockerfileTests
 
     [Theory]
     [MemberData(nameof(FinalStages))]
-    public void FinalStage_RunsTheAspnetRuntimeImageAsANonRootUser(string stageName)
+    public void FinalStage_RunsARuntimeImageAsANonRootUser(string stageName)
     {
         var stage = File.Named(stageName);
-        Assert.True(stage.Image.StartsWith(RuntimeImage, StringComparison.Ordinal),
-            $"Stage {stageName} derives from {stage.Image}; a final stage must be the aspnet runtime image (no SDK).");
+        Assert.True(stage.Image.StartsWith(RuntimeImages[stageName], StringComparison.Ordinal),
+            $"Stage {stageName} derives from {stage.Image}; it should be {RuntimeImages[stageName]}… (a runtime image, no SDK).");
 
         var user = stage.Last("USER")?.Arguments;
         Assert.True(user is not null, $"Stage {stageName} has no USER line, so it runs as root.");
         var name = user.Split(':')[0];
         Assert.True(name is "$APP_UID" or "${APP_UID}" or "app" || (int.TryParse(name, out var uid) && uid > 0),
-            $"Stage {stageName} runs as USER {user}; use $APP_UID (the aspnet image's app user, 1654).");
+            $"Stage {stageName} runs as USER {user}; use $APP_UID (the .NET images' app user, 1654).");
     }
 
     [Theory]
@@ -77,7 +82,9 @@ public sealed class DockerfileTests
     {
         var gateway = File.Default;
         Assert.Equal("gateway", gateway.Name);
-        Assert.Contains("Gateway.dll", gateway.Last("ENTRYPOINT")?.Arguments ?? "", StringComparison.Ordinal);
+        // The self-contained build's own executable (in WORKDIR /app), not `dotnet Gateway.dll`: the image has no dotnet host.
+        Assert.Equal("[\"./Gateway\"]", gateway.Last("ENTRYPOINT")?.Arguments);
+        Assert.Equal("/app", gateway.Last("WORKDIR")?.Arguments);
 
         var exposed = gateway.All("EXPOSE").Select(e => e.Arguments.Split('/')[0]).ToList();
         Assert.True(exposed.SequenceEqual(["8080"]), $"The gateway stage exposes [{string.Join(", ", exposed)}]; it listens on 8080.");
@@ -130,6 +137,31 @@ public sealed class DockerfileTests
         Assert.True(publish.Count == 1, "The Dockerfile should publish src/Gateway once.");
         Assert.Contains("--no-restore", publish[0].Arguments, StringComparison.Ordinal);
         Assert.Contains("-c Release", publish[0].Arguments, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The gateway is published for the image's architecture, which Gateway.csproj makes self-contained and trimmed (the
+    /// build the published-build tests run), and restored for the same runtime, or the runtime packs and the trimmer
+    /// would be missing at publish. A self-contained build needs its executable: no UseAppHost=false.
+    /// </summary>
+    [Fact]
+    public void GatewayPublish_IsForTheTargetRuntime_AsRestored()
+    {
+        var runs = File.Stages.SelectMany(s => s.All("RUN")).Select(r => r.Arguments).ToList();
+        var publish = Assert.Single(runs, r => r.Contains("dotnet publish src/Gateway", StringComparison.Ordinal));
+        var restore = Assert.Single(runs, r => r.Contains("dotnet restore src/Gateway/Gateway.csproj", StringComparison.Ordinal));
+        Assert.Contains("-a $TARGETARCH", publish, StringComparison.Ordinal);
+        Assert.Contains("dotnet restore src/Gateway/Gateway.csproj -a $TARGETARCH", restore, StringComparison.Ordinal);
+        Assert.DoesNotContain("UseAppHost=false", publish, StringComparison.Ordinal);
+        Assert.DoesNotContain("SelfContained", publish, StringComparison.Ordinal);
+        Assert.DoesNotContain("PublishTrimmed", publish, StringComparison.Ordinal);
+
+        var project = XDocument.Parse(Repo.Read("src/Gateway/Gateway.csproj"));
+        var forARuntime = project.Descendants("PropertyGroup")
+            .Single(g => (string?)g.Attribute("Condition") == "'$(RuntimeIdentifier)' != ''");
+        Assert.Equal("true", (string?)forARuntime.Element("SelfContained"));
+        Assert.Equal("true", (string?)forARuntime.Element("PublishTrimmed"));
+        Assert.Equal("partial", (string?)forARuntime.Element("TrimMode"));
     }
 
     /// <summary>

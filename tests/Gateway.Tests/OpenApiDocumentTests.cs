@@ -78,7 +78,7 @@ public sealed class OpenApiDocumentTests
     private static string Canonical(JsonNode document) => document.ToJsonString(Indented) + "\n";
 
     /// <summary>Where two documents differ, as JSON pointers: what the reviewer of a contract change looks at.</summary>
-    private static IEnumerable<string> Differences(JsonNode? committed, JsonNode? served, string at)
+    internal static IEnumerable<string> Differences(JsonNode? committed, JsonNode? served, string at)
     {
         switch (committed, served)
         {

@@ -80,13 +80,14 @@ internal sealed class ThroughputRun : IAsyncDisposable
     {
         NginxServer.RequireTools();
         Directory.CreateDirectory(_directory);
-        // BENCH_GATEWAY_PUBLISHED=DIR measures a build published elsewhere (another commit, for a before/after).
+        // BENCH_GATEWAY_PUBLISHED=DIR measures a build published elsewhere (another commit, for a before/after): its
+        // self-contained executable, or Gateway.dll through the dotnet host for a framework-dependent build.
         var dll = Environment.GetEnvironmentVariable("BENCH_GATEWAY_PUBLISHED") is { Length: > 0 } published
-            ? Path.Combine(published, "Gateway.dll")
+            ? File.Exists(ProcessGateway.PublishedExecutable(published)) ? ProcessGateway.PublishedExecutable(published) : Path.Combine(published, "Gateway.dll")
             : null;
         if (dll is null)
         {
-            Console.WriteLine("throughput: publishing the gateway (Release)…");
+            Console.WriteLine("throughput: publishing the gateway (Release, self-contained and trimmed, as the image holds it)…");
             dll = await PublishAsync(cancellationToken);
         }
         else
@@ -154,9 +155,7 @@ internal sealed class ThroughputRun : IAsyncDisposable
     private async Task<string> PublishAsync(CancellationToken cancellationToken)
     {
         var output = Path.Combine(_directory, "gateway");
-        var start = new ProcessStartInfo("dotnet",
-            ["publish", Path.Combine(ProcessGateway.RepoRoot, "src", "Gateway"), "-c", "Release", "-o", output,
-             "-p:UseAppHost=false", "--nologo", "-v", "quiet", "--disable-build-servers"])
+        var start = new ProcessStartInfo("dotnet", [.. ProcessGateway.PublishArguments(output), "-v", "quiet"])
         {
             WorkingDirectory = ProcessGateway.RepoRoot,
             RedirectStandardOutput = true,
@@ -171,7 +170,7 @@ internal sealed class ThroughputRun : IAsyncDisposable
         var text = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var errors = process.StandardError.ReadToEndAsync(cancellationToken);
         await process.WaitForExitAsync(cancellationToken);
-        var dll = Path.Combine(output, "Gateway.dll");
+        var dll = ProcessGateway.PublishedExecutable(output);
         if (process.ExitCode != 0 || !File.Exists(dll))
         {
             throw new InvalidOperationException($"dotnet publish failed ({process.ExitCode}): {await text}{await errors}");

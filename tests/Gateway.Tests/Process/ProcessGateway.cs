@@ -40,6 +40,18 @@ public sealed class ProcessGateway : IDisposable
     public static string BuiltDll(string configuration) =>
         Path.Combine(RepoRoot, "src", "Gateway", "bin", configuration, "net10.0", "Gateway.dll");
 
+    /// <summary>
+    /// The arguments of <c>dotnet publish</c> that build what the Dockerfile ships, into <paramref name="output"/>: Release,
+    /// for this machine's architecture (the Dockerfile's <c>-a $TARGETARCH</c>), which makes it self-contained and trimmed
+    /// (src/Gateway/Gateway.csproj). Its entry point is <see cref="PublishedExecutable"/>.
+    /// </summary>
+    public static IReadOnlyList<string> PublishArguments(string output) =>
+        ["publish", Path.Combine(RepoRoot, "src", "Gateway"), "-c", "Release", "-a", Architecture(), "-o", output,
+         "--nologo", "--disable-build-servers"];
+
+    /// <summary>The self-contained gateway's executable in a <see cref="PublishArguments"/> output, the image's entry point.</summary>
+    public static string PublishedExecutable(string output) => Path.Combine(output, "Gateway");
+
     public Uri BaseAddress { get; }
 
     public int Port { get; }
@@ -68,10 +80,12 @@ public sealed class ProcessGateway : IDisposable
         }
 
         var chosen = port ?? FreePort();
+        // A .dll runs on the shared framework through the dotnet host; the published build is its own executable.
+        string[] command = dll.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? [DotnetHost(), dll] : [dll];
         // exec: the shell becomes the gateway, so the process id (and /proc/{pid}) is the gateway's own.
         var start = outputFile is null
-            ? new ProcessStartInfo(DotnetHost(), [dll])
-            : new ProcessStartInfo("/bin/sh", ["-c", "exec \"$0\" \"$1\" >>\"$2\" 2>&1", DotnetHost(), dll, outputFile]);
+            ? new ProcessStartInfo(command[0], command[1..])
+            : new ProcessStartInfo("/bin/sh", ["-c", "out=$1; shift; exec \"$@\" >>\"$out\" 2>&1", "sh", outputFile, .. command]);
         start.WorkingDirectory = Path.GetDirectoryName(dll)!; // the content root: appsettings.json sits beside the dll
         start.RedirectStandardOutput = outputFile is null;
         start.RedirectStandardError = outputFile is null;
@@ -251,6 +265,13 @@ public sealed class ProcessGateway : IDisposable
     }
 
     /// <summary>The dotnet host that runs this process (the CLI names it in DOTNET_HOST_PATH), else the one on PATH.</summary>
+    private static string Architecture() => System.Runtime.InteropServices.RuntimeInformation.OSArchitecture switch
+    {
+        System.Runtime.InteropServices.Architecture.X64 => "x64",
+        System.Runtime.InteropServices.Architecture.Arm64 => "arm64",
+        var other => throw new PlatformNotSupportedException($"The gateway's image is built for x64 and arm64, not {other}."),
+    };
+
     private static string DotnetHost() =>
         Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host
         : Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet" ? Environment.ProcessPath!

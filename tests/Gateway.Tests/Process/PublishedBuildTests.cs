@@ -1,5 +1,8 @@
 using System.Globalization;
 using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json.Nodes;
 using Gateway.Tests.Infrastructure;
 
 namespace Gateway.Tests.Process;
@@ -17,7 +20,7 @@ public sealed class PublishedBuildTests(RedisServer redis, PublishedGateway publ
     public async Task PublishedBuild_StartsAndServes()
     {
         var ct = TestContext.Current.CancellationToken;
-        await using var world = await ProcessHarness.StartAsync(redis, published.Dll, webhooks: true);
+        await using var world = await ProcessHarness.StartAsync(redis, published.Executable, webhooks: true);
         using var client = world.Client();
 
         using var submit = await client.PostJsonAsync("/v1/generations", new { prompt = "a published lighthouse" });
@@ -71,11 +74,136 @@ public sealed class PublishedBuildTests(RedisServer redis, PublishedGateway publ
         Assert.DoesNotContain("SkiaSharp", dependencies, StringComparison.OrdinalIgnoreCase);
     }
 
+    /// <summary>
+    /// What the image holds is its own runtime, trimmed (Gateway.csproj, issue 13): an executable, the runtime beside it,
+    /// a framework smaller than the shared one, and the feature switches trimming would flip as the tested build has them.
+    /// </summary>
+    [Fact]
+    public void PublishedBuild_IsSelfContainedAndTrimmed()
+    {
+        var output = published.OutputDirectory;
+        Assert.True(File.Exists(published.Executable), $"no executable {published.Executable}: the image's entry point is ./Gateway");
+        Assert.True(File.Exists(Path.Combine(output, "libcoreclr.so")), "the publish carries no runtime: it is not self-contained");
+
+        var options = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "Gateway.runtimeconfig.json")))!["runtimeOptions"]!;
+        Assert.True(options["framework"] is null && options["frameworks"] is null, $"the publish asks for a shared framework: {options}");
+        var switches = options["configProperties"]!;
+        Assert.True(switches["System.Text.Json.JsonSerializer.IsReflectionEnabledByDefault"]?.GetValue<bool>() == true, switches.ToJsonString());
+        Assert.True(switches["System.GC.ConserveMemory"]?.GetValue<int>() == 7, switches.ToJsonString());
+
+        // The shared framework's CoreLib (the one this test runs on) carries ReadyToRun code and all of its API.
+        var shared = new FileInfo(typeof(object).Assembly.Location).Length;
+        var shipped = new FileInfo(Path.Combine(output, "System.Private.CoreLib.dll")).Length;
+        Assert.True(shipped < shared / 2, $"System.Private.CoreLib.dll is {shipped:N0} bytes, the shared one {shared:N0}: the publish is not trimmed");
+    }
+
+    /// <summary>Swashbuckle reads the gateway's types by reflection: the trimmed build serves the committed document, byte for byte in meaning.</summary>
+    [Fact]
+    public async Task PublishedBuild_ServesTheCommittedOpenApiDocumentAndItsPage()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var world = await ProcessHarness.StartAsync(redis, published.Executable, settings: new Dictionary<string, string> { ["Gateway__SwaggerEnabled"] = "true" });
+        using var anonymous = world.Client(key: null);
+
+        using var document = await anonymous.GetAsync("/swagger/v1/swagger.json", ct);
+        Assert.True(document.StatusCode == HttpStatusCode.OK, $"{(int)document.StatusCode}{world.Describe()}");
+        var served = JsonNode.Parse(await document.Content.ReadAsStringAsync(ct));
+        var committed = JsonNode.Parse(await File.ReadAllTextAsync(OpenApiContract.CommittedPath, ct));
+        var differences = OpenApiDocumentTests.Differences(committed, served, "").Take(25).ToList();
+        Assert.True(differences.Count == 0, "the published build serves another OpenAPI document (committed → served):\n  " + string.Join("\n  ", differences));
+
+        using var page = await anonymous.GetAsync("/swagger/index.html", ct);
+        var html = await page.Content.ReadAsStringAsync(ct);
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Contains("swagger-ui", html, StringComparison.Ordinal);
+        using var script = await anonymous.GetAsync("/swagger/swagger-ui-bundle.js", ct);
+        Assert.Equal(HttpStatusCode.OK, script.StatusCode);
+    }
+
+    /// <summary>
+    /// The company's access tokens (JWT bearer: discovery, JWKS, RS256, by Microsoft.IdentityModel, which is trimmed) and
+    /// bad input in the trimmed build: a token submits, a tampered one is 401, an invalid body is a problem naming the field,
+    /// and a setting out of range stops the process naming it (DataAnnotations over a TimeSpan, by reflection).
+    /// </summary>
+    [Fact]
+    public async Task PublishedBuild_TakesAccessTokens_AndAnswersBadInputAndBadSettingsByName()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        const string App = "11111111-aaaa-4aaa-8aaa-published0001";
+        await using var issuer = await TestOidcIssuer.StartAsync();
+        var settings = issuer.Settings(("Clients:process:AppIds:0", App))
+            .ToDictionary(s => s.Key.Replace(":", "__", StringComparison.Ordinal), s => s.Value!);
+        await using var world = await ProcessHarness.StartAsync(redis, published.Executable, settings: settings);
+
+        using var user = world.Client(key: null);
+        user.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", issuer.Token(App, "oid-ada"));
+        using var submit = await user.PostJsonAsync("/v1/generations", new { prompt = "a token's lighthouse" });
+        var accepted = await submit.JsonAsync();
+        Assert.True(submit.StatusCode == HttpStatusCode.Accepted, $"{(int)submit.StatusCode} {accepted}{world.Describe()}");
+        await user.WaitUntilDoneAsync(accepted["id"]!.GetValue<string>());
+
+        var token = issuer.Token(App, "oid-ada");
+        using var tampered = world.Client(key: null);
+        tampered.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token[..^4] + (token.EndsWith("AAAA", StringComparison.Ordinal) ? "BBBB" : "AAAA"));
+        using var refused = await tampered.PostJsonAsync("/v1/generations", new { prompt = "x" });
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        Assert.Equal("urn:mai-image-gateway:problem:unauthorized", (await refused.JsonAsync())["type"]!.GetValue<string>());
+
+        using var invalid = await user.PostAsync("/v1/generations",
+            new StringContent("""{"prompt":"x","num_images":99}""", Encoding.UTF8, "application/json"), ct);
+        var problem = await invalid.JsonAsync();
+        Assert.True(invalid.StatusCode == HttpStatusCode.BadRequest, $"{(int)invalid.StatusCode} {problem}");
+        Assert.Equal("application/problem+json", invalid.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("num_images", problem.ToJsonString(), StringComparison.Ordinal);
+
+        using var misconfigured = ProcessGateway.Start(published.Executable, new Dictionary<string, string>
+        {
+            ["ConnectionStrings__Redis"] = world.RedisConnectionString,
+            ["Fal__Key"] = world.FalKey,
+            ["Clients__process__KeySha256"] = GatewayHarness.Sha256(ProcessHarness.ClientKey),
+            ["Gateway__StatusCacheTtl"] = "00:05:00",
+        });
+        Assert.True(await misconfigured.WaitForExitAsync(TimeSpan.FromSeconds(60)), $"the gateway did not stop:\n{misconfigured.Output}");
+        Assert.True(misconfigured.ExitCode == 1, $"the gateway exited with {misconfigured.ExitCode}:\n{misconfigured.Output}");
+        Assert.Contains("Gateway__StatusCacheTtl", misconfigured.Output, StringComparison.Ordinal);
+    }
+
+    /// <summary>fal's official client (tests/FalClient under node --test) through the trimmed build's proxy route (YARP's forwarder, trimmed).</summary>
+    [Fact]
+    public async Task PublishedBuild_PassesTheOfficialFalClientSuite()
+    {
+        var folder = NodeTools.Folder("FalClient");
+        await NodeTools.PrepareAsync(folder, Path.Combine("@fal-ai", "client", "package.json"));
+        const string OtherKey = "process-other-key-58c1d0e2-secret";
+        await using var world = await ProcessHarness.StartAsync(redis, published.Executable, emulator: e => e.RunTime = TimeSpan.FromMilliseconds(300),
+            settings: new Dictionary<string, string>
+            {
+                ["Clients__other__KeySha256"] = GatewayHarness.Sha256(OtherKey),
+                ["Clients__other__RequestsPerMinute"] = "1000000",
+                ["Clients__other__MaxConcurrent"] = "1000",
+            });
+        var environment = new Dictionary<string, string?>
+        {
+            ["FAL_PROXY_URL"] = new Uri(world.Gateway.BaseAddress, "/api/fal/proxy").ToString(),
+            ["CLIENT_KEY"] = ProcessHarness.ClientKey,
+            ["OTHER_CLIENT_KEY"] = OtherKey,
+            ["FAL_KEY"] = null,
+            ["FAL_KEY_ID"] = null,
+            ["FAL_KEY_SECRET"] = null,
+            ["NODE_OPTIONS"] = null,
+        };
+
+        var (exit, output) = await NodeTools.RunAsync("node", ["--test", "--test-reporter=spec"], folder, environment, TimeSpan.FromMinutes(4));
+
+        Assert.True(exit == 0, $"node --test in tests/FalClient failed against the published build ({exit}):\n{output}{world.Describe()}");
+        Assert.True(world.Fal.State.AcceptedSubmitCount > 0, output);
+    }
+
     /// <summary>Even in Development, a build without the stand-in cannot honour Fal__UseEmulator: it stops and says so.</summary>
     [Fact]
     public async Task PublishedBuild_AskedForTheStandIn_ExitsNamingFalUseEmulator()
     {
-        using var gateway = ProcessGateway.Start(published.Dll, new Dictionary<string, string>
+        using var gateway = ProcessGateway.Start(published.Executable, new Dictionary<string, string>
         {
             ["ASPNETCORE_ENVIRONMENT"] = "Development",
             ["Fal__UseEmulator"] = "true",

@@ -4,23 +4,22 @@ using System.Text;
 namespace Gateway.Tests.Process;
 
 /// <summary>
-/// <c>dotnet publish src/Gateway -c Release</c> into a temporary directory, once per test class: what
-/// the Dockerfile ships, not what the test build left in bin/.
+/// <c>dotnet publish src/Gateway -c Release -a {arch}</c> into a temporary directory, once per test class: what
+/// the Dockerfile ships (self-contained and trimmed), not what the test build left in bin/.
 /// </summary>
 public sealed class PublishedGateway : IAsyncLifetime
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "gateway-publish-" + Guid.NewGuid().ToString("N"));
 
-    public string Dll => Path.Combine(_directory, "Gateway.dll");
+    /// <summary>The gateway's own executable, as the image's entry point runs it.</summary>
+    public string Executable => ProcessGateway.PublishedExecutable(_directory);
 
     /// <summary>The publish output, as the image's /app holds it.</summary>
     public string OutputDirectory => _directory;
 
     public async ValueTask InitializeAsync()
     {
-        var start = new ProcessStartInfo("dotnet",
-            ["publish", Path.Combine(ProcessGateway.RepoRoot, "src", "Gateway"), "-c", "Release", "-o", _directory,
-             "-p:UseAppHost=false", "--nologo", "-v", "minimal", "--disable-build-servers"])
+        var start = new ProcessStartInfo("dotnet", [.. ProcessGateway.PublishArguments(_directory), "-v", "minimal"])
         {
             WorkingDirectory = ProcessGateway.RepoRoot,
             RedirectStandardOutput = true,
@@ -51,7 +50,7 @@ public sealed class PublishedGateway : IAsyncLifetime
             throw new TimeoutException($"dotnet publish did not finish in 10 minutes:\n{output}");
         }
 
-        if (process.ExitCode != 0 || !File.Exists(Dll))
+        if (process.ExitCode != 0 || !File.Exists(Executable))
         {
             throw new InvalidOperationException($"dotnet publish failed ({process.ExitCode}):\n{output}");
         }
