@@ -136,12 +136,40 @@ internal static class ObservabilityExtensions
     };
 
     /// <summary>
+    /// Meters whose labels are a small fixed set (runtime, Kestrel, outgoing HTTP): their streams keep room for
+    /// <see cref="FixedLabelCardinalityLimit"/> label sets rather than the SDK's 2,000. The SDK allocates a stream's points
+    /// up front: 2,000 points were 144 KB a stream on the large-object heap, 6.2 MB for the gateway's 43 streams (a heap
+    /// dump under load, issue 13). Requests (route × status) and the gateway's own (client names) keep the default.
+    /// Label sets past a limit are summed into the SDK's overflow series, not dropped.
+    /// </summary>
+    private static readonly HashSet<string> FixedLabelMeters =
+        new(["System.Runtime", "Microsoft.AspNetCore.Server.Kestrel", "System.Net.Http"], StringComparer.Ordinal);
+
+    internal const int FixedLabelCardinalityLimit = 200;
+
+    /// <summary>
     /// One view for every instrument (several matching views would export an instrument twice). A meter made by another
     /// host's <see cref="IMeterFactory"/> (tests run several gateways in one process) is not this host's: left in, its
     /// instruments would take the names of this host's own and hide them. The runtime's <c>*.count</c> gauges are renamed.
     /// </summary>
-    private static Func<Instrument, MetricStreamConfiguration?> Streams(IMeterFactory factory) => instrument =>
-        instrument.Meter.Scope is IMeterFactory other && other != factory ? MetricStreamConfiguration.Drop
-        : instrument.Meter.Name == "System.Runtime" && RuntimeGaugeNames.TryGetValue(instrument.Name, out var name) ? new MetricStreamConfiguration { Name = name }
-        : null;
+    internal static Func<Instrument, MetricStreamConfiguration?> Streams(IMeterFactory factory) => instrument =>
+    {
+        if (instrument.Meter.Scope is IMeterFactory other && other != factory)
+        {
+            return MetricStreamConfiguration.Drop;
+        }
+
+        if (!FixedLabelMeters.Contains(instrument.Meter.Name))
+        {
+            return null;
+        }
+
+        var stream = new MetricStreamConfiguration { CardinalityLimit = FixedLabelCardinalityLimit };
+        if (instrument.Meter.Name == "System.Runtime" && RuntimeGaugeNames.TryGetValue(instrument.Name, out var name))
+        {
+            stream.Name = name;
+        }
+
+        return stream;
+    };
 }
