@@ -95,6 +95,15 @@ public sealed class ProcessGateway : IDisposable
             start.Environment.Remove(name);
         }
 
+        if (!dll.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
+        {
+            // The published build runs as the image runs it: with the runtime settings its stage sets.
+            foreach (var (name, value) in ImageRuntimeEnvironment())
+            {
+                start.Environment[name] = value;
+            }
+        }
+
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{chosen.ToString(CultureInfo.InvariantCulture)}";
         foreach (var (name, value) in environment)
@@ -265,6 +274,30 @@ public sealed class ProcessGateway : IDisposable
     }
 
     /// <summary>The dotnet host that runs this process (the CLI names it in DOTNET_HOST_PATH), else the one on PATH.</summary>
+    /// <summary>
+    /// The <c>ENV DOTNET_…</c> lines of the Dockerfile's gateway stage (runtime settings that exist only as environment
+    /// variables), so that a published build started here runs with them as the image does.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> ImageRuntimeEnvironment()
+    {
+        var settings = new Dictionary<string, string>(StringComparer.Ordinal);
+        var inGateway = false;
+        foreach (var raw in File.ReadLines(Path.Combine(RepoRoot, "Dockerfile")))
+        {
+            var line = raw.Trim();
+            if (line.StartsWith("FROM ", StringComparison.OrdinalIgnoreCase))
+            {
+                inGateway = line.EndsWith(" AS gateway", StringComparison.OrdinalIgnoreCase);
+            }
+            else if (inGateway && line.StartsWith("ENV DOTNET_", StringComparison.Ordinal) && line[4..].Split('=', 2) is [var name, var value])
+            {
+                settings[name] = value;
+            }
+        }
+
+        return settings;
+    }
+
     private static string Architecture() => System.Runtime.InteropServices.RuntimeInformation.OSArchitecture switch
     {
         System.Runtime.InteropServices.Architecture.X64 => "x64",
