@@ -275,8 +275,8 @@ public sealed class ProcessGateway : IDisposable
 
     /// <summary>The dotnet host that runs this process (the CLI names it in DOTNET_HOST_PATH), else the one on PATH.</summary>
     /// <summary>
-    /// The <c>ENV DOTNET_…</c> lines of the Dockerfile's gateway stage (runtime settings that exist only as environment
-    /// variables), so that a published build started here runs with them as the image does.
+    /// The <c>ENV DOTNET_…</c> and <c>ENV MALLOC_…</c> lines of the Dockerfile's gateway stage (runtime and C library
+    /// settings that exist only as environment variables), so that a published build started here runs as the image does.
     /// </summary>
     public static IReadOnlyDictionary<string, string> ImageRuntimeEnvironment()
     {
@@ -289,7 +289,8 @@ public sealed class ProcessGateway : IDisposable
             {
                 inGateway = line.EndsWith(" AS gateway", StringComparison.OrdinalIgnoreCase);
             }
-            else if (inGateway && line.StartsWith("ENV DOTNET_", StringComparison.Ordinal) && line[4..].Split('=', 2) is [var name, var value])
+            else if (inGateway && (line.StartsWith("ENV DOTNET_", StringComparison.Ordinal) || line.StartsWith("ENV MALLOC_", StringComparison.Ordinal))
+                && line[4..].Split('=', 2) is [var name, var value])
             {
                 settings[name] = value;
             }
