@@ -10,7 +10,7 @@ using StackExchange.Redis;
 namespace Gateway.Tests.Process;
 
 [Collection(nameof(GatewayProcesses))]
-public sealed class GracefulShutdownTests(RedisServer redis)
+public sealed class GracefulShutdownTests(RedisServer redis, PublishedGateway published)
 {
     private const int Loops = 4;
     private static readonly TimeSpan LoadBeforeSignal = TimeSpan.FromSeconds(3);
@@ -19,7 +19,7 @@ public sealed class GracefulShutdownTests(RedisServer redis)
     [Fact]
     public async Task Sigterm_UnderLoad_LosesNoAcceptedRequest()
     {
-        await using var world = await ProcessHarness.StartAsync(redis, ProcessHarness.BuiltDll);
+        await using var world = await ProcessHarness.StartAsync(redis, published.Executable);
         var gateway = world.Gateway;
         var log = new Outcomes();
         var clock = Stopwatch.StartNew();

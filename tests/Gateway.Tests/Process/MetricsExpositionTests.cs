@@ -10,7 +10,7 @@ namespace Gateway.Tests.Process;
 /// series, and the alert rules and the Grafana dashboard in deploy/ query series that exist.
 /// </summary>
 [Collection(nameof(GatewayProcesses))]
-public sealed partial class MetricsExpositionTests(RedisServer redis)
+public sealed partial class MetricsExpositionTests(RedisServer redis, PublishedGateway published)
 {
     private const string TightKey = "tight-client-key-5a0c11";
 
@@ -20,7 +20,7 @@ public sealed partial class MetricsExpositionTests(RedisServer redis)
     [Fact]
     public async Task Scrape_IsCleanForPromtool_AndHasEverySeriesTheAlertsAndTheDashboardQuery()
     {
-        await using var world = await ProcessHarness.StartAsync(redis, ProcessHarness.BuiltDll, webhooks: true, settings: new Dictionary<string, string>
+        await using var world = await ProcessHarness.StartAsync(redis, published.Executable, webhooks: true, settings: new Dictionary<string, string>
         {
             ["Clients__tight__KeySha256"] = GatewayHarness.Sha256(TightKey),
             ["Clients__tight__ImagesPerDay"] = "1",

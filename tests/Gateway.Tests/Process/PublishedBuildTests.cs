@@ -8,7 +8,7 @@ using Gateway.Tests.Infrastructure;
 namespace Gateway.Tests.Process;
 
 [Collection(nameof(GatewayProcesses))]
-public sealed class PublishedBuildTests(RedisServer redis, PublishedGateway published) : IClassFixture<PublishedGateway>
+public sealed class PublishedBuildTests(RedisServer redis, PublishedGateway published)
 {
     /// <summary>ASP.NET Core's http.server.request.duration, as the OpenTelemetry Prometheus exporter names it: every request counts.</summary>
     private const string Requests = "http_server_request_duration_seconds_count";

@@ -4,8 +4,9 @@ using System.Text;
 namespace Gateway.Tests.Process;
 
 /// <summary>
-/// <c>dotnet publish src/Gateway -c Release -a {arch}</c> into a temporary directory, once per test class: what
-/// the Dockerfile ships (self-contained and trimmed), not what the test build left in bin/.
+/// <c>dotnet publish src/Gateway -c Release -a {arch}</c> into a temporary directory, once per run of the process
+/// tests (a fixture of their collection): what the Dockerfile ships (self-contained and trimmed), not what the test
+/// build left in bin/.
 /// </summary>
 public sealed class PublishedGateway : IAsyncLifetime
 {
@@ -71,6 +72,6 @@ public sealed class PublishedGateway : IAsyncLifetime
     }
 }
 
-/// <summary>The process tests run one at a time: each starts a gateway process, one publishes a build.</summary>
+/// <summary>The process tests run one at a time: each starts a gateway process; the image's build is published once for them.</summary>
 [CollectionDefinition(nameof(GatewayProcesses))]
-public sealed class GatewayProcesses;
+public sealed class GatewayProcesses : ICollectionFixture<PublishedGateway>;

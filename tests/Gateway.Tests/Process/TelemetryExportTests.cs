@@ -8,7 +8,7 @@ namespace Gateway.Tests.Process;
 /// to an OTLP receiver on loopback that decodes what arrives.
 /// </summary>
 [Collection(nameof(GatewayProcesses))]
-public sealed class TelemetryExportTests(RedisServer redis)
+public sealed class TelemetryExportTests(RedisServer redis, PublishedGateway published)
 {
     private const string ServiceName = "images-gateway-under-test";
     private static readonly TimeSpan ArrivesWithin = TimeSpan.FromSeconds(30);
@@ -19,7 +19,7 @@ public sealed class TelemetryExportTests(RedisServer redis)
         await using var receiver = await OtlpReceiver.StartAsync();
         // The job runs long enough for the status read below to reach fal: a webhook that ended it first would leave
         // no later call to fal to look at.
-        await using var world = await ProcessHarness.StartAsync(redis, ProcessHarness.BuiltDll, webhooks: true, emulator: e => e.RunTime = TimeSpan.FromSeconds(3), settings: new Dictionary<string, string>
+        await using var world = await ProcessHarness.StartAsync(redis, published.Executable, webhooks: true, emulator: e => e.RunTime = TimeSpan.FromSeconds(3), settings: new Dictionary<string, string>
         {
             ["OTEL_SERVICE_NAME"] = ServiceName,
             ["OTEL_RESOURCE_ATTRIBUTES"] = "deployment.environment.name=process-test,service.namespace=images",
@@ -86,7 +86,7 @@ public sealed class TelemetryExportTests(RedisServer redis)
     public async Task Metrics_GoOverOtlpToo_WhenTheGeneralEndpointIsSet()
     {
         await using var receiver = await OtlpReceiver.StartAsync();
-        await using var world = await ProcessHarness.StartAsync(redis, ProcessHarness.BuiltDll, settings: new Dictionary<string, string>
+        await using var world = await ProcessHarness.StartAsync(redis, published.Executable, settings: new Dictionary<string, string>
         {
             ["OTEL_SERVICE_NAME"] = ServiceName,
             ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
