@@ -8,15 +8,15 @@ namespace Gateway.Tests.Faults;
 /// <summary>
 /// Issue 9, point 9: a bare LF ending a request or header line is refused (a proxy in front that splits lines
 /// only on CRLF would see one header where Kestrel saw two). The switch lives in the built gateway's
-/// runtimeconfig, so this runs the built gateway as its own process and speaks to it over a raw socket.
+/// runtimeconfig, so this runs the published build (the image's) as its own process and speaks to it over a raw socket.
 /// </summary>
 [Collection(nameof(GatewayProcesses))]
-public sealed class LineFeedTerminatorTests(RedisServer redis)
+public sealed class LineFeedTerminatorTests(RedisServer redis, PublishedGateway published)
 {
     [Fact]
     public async Task BuiltGateway_RefusesBareLineFeedLineEnds_With400_AndServesCrLf()
     {
-        await using var world = await ProcessHarness.StartAsync(redis, ProcessHarness.BuiltDll);
+        await using var world = await ProcessHarness.StartAsync(redis, published.Executable);
         var port = world.Gateway.Port;
 
         var crlf = await SendRawAsync(port, "GET /health/live HTTP/1.1\r\nHost: x\r\nX-Foo: bar\r\nConnection: close\r\n\r\n");

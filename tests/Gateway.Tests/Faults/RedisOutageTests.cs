@@ -21,7 +21,7 @@ namespace Gateway.Tests.Faults;
 /// gateway serves again, and nothing accepted before (or during) the outage is lost.
 /// </summary>
 [Collection(nameof(GatewayProcesses))]
-public sealed class RedisOutageTests(RedisServer sharedRedis)
+public sealed class RedisOutageTests(RedisServer sharedRedis, PublishedGateway published)
 {
     /// <summary>The bars, asserted as they are: no slack is added for a loaded machine.</summary>
     private static readonly TimeSpan FailWithin = TimeSpan.FromSeconds(1);
@@ -44,7 +44,7 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
         try
         {
             await using var redis = await RedisServer.StartDurableAsync(directory.FullName);
-            await using var world = await ProcessHarness.StartAsync(redis, ProcessHarness.BuiltDll);
+            await using var world = await ProcessHarness.StartAsync(redis, published.Executable);
             await RunOutageAsync(redis, world);
         }
         finally
@@ -67,7 +67,7 @@ public sealed class RedisOutageTests(RedisServer sharedRedis)
         try
         {
             await using var redis = await RedisServer.StartDurableAsync(directory.FullName);
-            await using var world = await ProcessHarness.StartAsync(redis, ProcessHarness.BuiltDll);
+            await using var world = await ProcessHarness.StartAsync(redis, published.Executable);
             using var client = world.Client();
             using var anonymous = world.Client(key: null);
             var id = await client.SubmitAsync(new { prompt = "before the hang" });

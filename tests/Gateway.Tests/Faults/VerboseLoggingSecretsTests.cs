@@ -14,7 +14,7 @@ namespace Gateway.Tests.Faults;
 /// not on the console of the real process. One class in the process collection: one test runs a process.
 /// </summary>
 [Collection(nameof(GatewayProcesses))]
-public sealed class VerboseLoggingSecretsTests(RedisServer redis)
+public sealed class VerboseLoggingSecretsTests(RedisServer redis, PublishedGateway published)
 {
     private const string Model = "https://queue.fal.run/microsoft/mai-image-2.5";
     private const string Requests = Model + "/requests/";
@@ -60,7 +60,7 @@ public sealed class VerboseLoggingSecretsTests(RedisServer redis)
         var settings = VerboseCategories.ToDictionary(c => $"Serilog__MinimumLevel__Override__{c}", _ => "Verbose");
         settings["Serilog__MinimumLevel__Default"] = "Verbose";
         settings["Serilog__ConsoleMinimumLevel"] = "Verbose";
-        await using var world = await ProcessHarness.StartAsync(redis, ProcessHarness.BuiltDll, settings: settings, webhooks: true, keptLines: int.MaxValue);
+        await using var world = await ProcessHarness.StartAsync(redis, published.Executable, settings: settings, webhooks: true, keptLines: int.MaxValue);
         using var client = world.Client();
         using var proxyClient = world.Client(key: null);
         proxyClient.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Key", ProcessHarness.ClientKey);

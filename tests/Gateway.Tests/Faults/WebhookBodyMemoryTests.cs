@@ -11,7 +11,7 @@ namespace Gateway.Tests.Faults;
 /// by more than a few tens of MB (before the fix, unsigned ones raised it by 600+ MB).
 /// </summary>
 [Collection(nameof(GatewayProcesses))]
-public sealed class WebhookBodyMemoryTests(RedisServer redis)
+public sealed class WebhookBodyMemoryTests(RedisServer redis, PublishedGateway published)
 {
     private const long HundredMegabytes = 100L * 1024 * 1024;
     private const long AllowedGrowthKiB = 64 * 1024; // loose: ~50 MB, and room for the GC's own swings
@@ -19,7 +19,7 @@ public sealed class WebhookBodyMemoryTests(RedisServer redis)
     [Fact]
     public async Task FourConcurrentUnsigned100MbPosts_Are401Quickly_AndResidentMemoryStaysFlat()
     {
-        await using var world = await ProcessHarness.StartAsync(redis, ProcessHarness.BuiltDll);
+        await using var world = await ProcessHarness.StartAsync(redis, published.Executable);
         using var client = WebhookBodyLimitTests.ExpectContinueClient(world.Gateway.BaseAddress);
         using var memory = await WarmUpAndWatchAsync(world, client);
 
@@ -46,7 +46,7 @@ public sealed class WebhookBodyMemoryTests(RedisServer redis)
     [Fact]
     public async Task FourConcurrentForged100MbPosts_AreRefused_AndResidentMemoryStaysBounded()
     {
-        await using var world = await ProcessHarness.StartAsync(redis, ProcessHarness.BuiltDll);
+        await using var world = await ProcessHarness.StartAsync(redis, published.Executable);
         using var client = WebhookBodyLimitTests.ExpectContinueClient(world.Gateway.BaseAddress);
         using var memory = await WarmUpAndWatchAsync(world, client);
 

@@ -1,5 +1,4 @@
 using System.Net.Http.Headers;
-using System.Reflection;
 using FalEmulator;
 using Gateway.Tests.Infrastructure;
 
@@ -29,12 +28,6 @@ public sealed class ProcessHarness : IAsyncDisposable
 
     /// <summary>The isolated Redis database this gateway uses.</summary>
     public string RedisConnectionString { get; }
-
-    /// <summary>The configuration this test assembly was built in, so the gateway it runs is the one just built.</summary>
-    public static string Configuration { get; } =
-        typeof(ProcessHarness).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Debug";
-
-    public static string BuiltDll => ProcessGateway.BuiltDll(Configuration);
 
     public static async Task<ProcessHarness> StartAsync(
         RedisServer redis,
