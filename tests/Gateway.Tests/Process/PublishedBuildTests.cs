@@ -209,6 +209,46 @@ public sealed class PublishedBuildTests(RedisServer redis, PublishedGateway publ
         Assert.True(world.Fal.State.AcceptedSubmitCount > 0, output);
     }
 
+    /// <summary>
+    /// The image store on Azure Blob Storage (Azure.Storage.Blobs, a trimmed package) in the trimmed build, against Azurite:
+    /// a generation's images are copied into the container, its SAS links load them straight from blob storage, and the
+    /// gateway's image route answers them too.
+    /// </summary>
+    [Fact]
+    public async Task PublishedBuild_KeepsImagesInAzureBlobStorage()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var azurite = new AzuriteServer();
+        await azurite.InitializeAsync();
+        var container = "p" + Guid.NewGuid().ToString("N")[..20];
+        await using var world = await ProcessHarness.StartAsync(redis, published.Executable, settings: new Dictionary<string, string>
+        {
+            ["Images__Store"] = "AzureBlob",
+            ["Images__AzureBlob__ConnectionString"] = azurite.ConnectionString,
+            ["Images__AzureBlob__Container"] = container,
+            ["Images__AzureBlob__SasLinks"] = "true",
+        });
+        using var client = world.Client();
+
+        var id = await client.SubmitAsync(new { prompt = "a lighthouse kept in blob storage" });
+        var generation = await Images.ImageStoreTests.WaitForImageCopyAsync(client, id, "stored");
+        var url = Images.ImageStoreTests.ImageUrls(generation).Single();
+        Assert.StartsWith($"{azurite.BlobEndpoint}/{container}/{id}/0?", url, StringComparison.Ordinal);
+
+        using var anonymous = new HttpClient();
+        using var image = await anonymous.GetAsync(url, ct);
+        var bytes = await image.Content.ReadAsByteArrayAsync(ct);
+        Assert.True(image.StatusCode == HttpStatusCode.OK, $"the stored image's link answered {(int)image.StatusCode}{world.Describe()}");
+        Assert.True(bytes.AsSpan().StartsWith((byte[])[0x89, (byte)'P', (byte)'N', (byte)'G']), "the stored image is not a PNG");
+        var blob = new Azure.Storage.Blobs.BlobContainerClient(azurite.ConnectionString, container).GetBlobClient($"{id}/0");
+        Assert.True((await blob.ExistsAsync(ct)).Value, $"no blob {id}/0 in {container}");
+
+        // The gateway's own image route, with the caller's key, answers the same bytes.
+        using var served = await client.GetAsync($"/v1/generations/{id}/images/0", ct);
+        Assert.True(served.StatusCode == HttpStatusCode.OK, $"the gateway's image route answered {(int)served.StatusCode}{world.Describe()}");
+        Assert.Equal(bytes, await served.Content.ReadAsByteArrayAsync(ct));
+    }
+
     /// <summary>Even in Development, a build without the stand-in cannot honour Fal__UseEmulator: it stops and says so.</summary>
     [Fact]
     public async Task PublishedBuild_AskedForTheStandIn_ExitsNamingFalUseEmulator()
