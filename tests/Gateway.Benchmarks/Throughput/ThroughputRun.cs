@@ -83,12 +83,12 @@ internal sealed class ThroughputRun : IAsyncDisposable
         // BENCH_GATEWAY_PUBLISHED=DIR measures a build published elsewhere (another commit, for a before/after): its
         // self-contained executable, or Gateway.dll through the dotnet host for a framework-dependent build.
         var dll = Environment.GetEnvironmentVariable("BENCH_GATEWAY_PUBLISHED") is { Length: > 0 } published
-            ? File.Exists(ProcessGateway.PublishedExecutable(published)) ? ProcessGateway.PublishedExecutable(published) : Path.Combine(published, "Gateway.dll")
+            ? ProcessGateway.PublishedExecutable(published) is var executable && File.Exists(executable) ? executable : Path.Combine(published, "Gateway.dll")
             : null;
         if (dll is null)
         {
             Console.WriteLine("throughput: publishing the gateway (Release, self-contained and trimmed, as the image holds it)…");
-            dll = await PublishAsync(cancellationToken);
+            dll = await ProcessGateway.PublishAsync(Path.Combine(_directory, "gateway"), cancellationToken);
         }
         else
         {
@@ -151,33 +151,6 @@ internal sealed class ThroughputRun : IAsyncDisposable
     }
 
     private Uri GatewayUrl(string path) => new(_gateway!.BaseAddress, path);
-
-    private async Task<string> PublishAsync(CancellationToken cancellationToken)
-    {
-        var output = Path.Combine(_directory, "gateway");
-        var start = new ProcessStartInfo("dotnet", [.. ProcessGateway.PublishArguments(output), "-v", "quiet"])
-        {
-            WorkingDirectory = ProcessGateway.RepoRoot,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase)).ToList())
-        {
-            start.Environment.Remove(name); // dotnet run's MSBuild settings belong to the benchmark's own build
-        }
-
-        using var process = Process.Start(start)!;
-        var text = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        var errors = process.StandardError.ReadToEndAsync(cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
-        var dll = ProcessGateway.PublishedExecutable(output);
-        if (process.ExitCode != 0 || !File.Exists(dll))
-        {
-            throw new InvalidOperationException($"dotnet publish failed ({process.ExitCode}): {await text}{await errors}");
-        }
-
-        return dll;
-    }
 
     private async Task<ProcessGateway> StartGatewayAsync(string dll, CancellationToken cancellationToken)
     {

@@ -19,6 +19,9 @@ public sealed class ProcessGateway : IDisposable
     private static readonly string[] ForeignPrefixes =
         ["ASPNETCORE_", "DOTNET_ENVIRONMENT", "ConnectionStrings__", "Fal__", "FAL_KEY", "Gateway__", "Clients__", "Serilog__", "Webhooks__", "OTEL_"];
 
+    /// <summary>Read from the Dockerfile once, on the first start of a published build.</summary>
+    private static readonly Lazy<Dictionary<string, string>> ImageEnvironment = new(ReadImageEnvironment);
+
     private readonly System.Diagnostics.Process _process;
     private readonly ConcurrentQueue<string> _output = new();
     private readonly int _keptLines;
@@ -41,16 +44,62 @@ public sealed class ProcessGateway : IDisposable
         Path.Combine(RepoRoot, "src", "Gateway", "bin", configuration, "net10.0", "Gateway.dll");
 
     /// <summary>
-    /// The arguments of <c>dotnet publish</c> that build what the Dockerfile ships, into <paramref name="output"/>: Release,
-    /// for this machine's architecture (the Dockerfile's <c>-a $TARGETARCH</c>), which makes it self-contained and trimmed
-    /// (src/Gateway/Gateway.csproj). Its entry point is <see cref="PublishedExecutable"/>.
+    /// <c>dotnet publish</c>es what the Dockerfile ships into <paramref name="output"/>: Release, for this machine's
+    /// architecture (the Dockerfile's <c>-a $TARGETARCH</c>), which makes it self-contained and trimmed
+    /// (src/Gateway/Gateway.csproj). Returns its executable, the image's entry point; throws with the publish's output
+    /// when it fails, and stops it when <paramref name="cancellationToken"/> fires.
     /// </summary>
-    public static IReadOnlyList<string> PublishArguments(string output) =>
-        ["publish", Path.Combine(RepoRoot, "src", "Gateway"), "-c", "Release", "-a", Architecture(), "-o", output,
-         "--nologo", "--disable-build-servers"];
+    public static async Task<string> PublishAsync(string output, CancellationToken cancellationToken)
+    {
+        var start = new ProcessStartInfo("dotnet",
+            ["publish", Path.Combine(RepoRoot, "src", "Gateway"), "-c", "Release", "-a", Architecture(), "-o", output,
+             "--nologo", "-v", "minimal", "--disable-build-servers"])
+        {
+            WorkingDirectory = RepoRoot,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
 
-    /// <summary>The self-contained gateway's executable in a <see cref="PublishArguments"/> output, the image's entry point.</summary>
+        // The caller's MSBuild settings (a test runner's, dotnet run's) belong to its own build, not to this one.
+        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase)).ToList())
+        {
+            start.Environment.Remove(name);
+        }
+
+        var log = new System.Text.StringBuilder();
+        using var process = new System.Diagnostics.Process { StartInfo = start };
+        process.OutputDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
+        process.ErrorDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+
+        var executable = PublishedExecutable(output);
+        if (process.ExitCode != 0 || !File.Exists(executable))
+        {
+            throw new InvalidOperationException($"dotnet publish failed ({process.ExitCode}):\n{log}");
+        }
+
+        return executable;
+    }
+
+    /// <summary>The self-contained gateway's executable in a <see cref="PublishAsync"/> output, the image's entry point.</summary>
     public static string PublishedExecutable(string output) => Path.Combine(output, "Gateway");
+
+    /// <summary>
+    /// The <c>ENV DOTNET_…</c> and <c>ENV MALLOC_…</c> lines of the Dockerfile's gateway stage (runtime and C library
+    /// settings that exist only as environment variables), so that a published build started here runs as the image does.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> ImageRuntimeEnvironment => ImageEnvironment.Value;
 
     public Uri BaseAddress { get; }
 
@@ -81,7 +130,8 @@ public sealed class ProcessGateway : IDisposable
 
         var chosen = port ?? FreePort();
         // A .dll runs on the shared framework through the dotnet host; the published build is its own executable.
-        string[] command = dll.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? [DotnetHost(), dll] : [dll];
+        var published = !dll.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
+        string[] command = published ? [dll] : [DotnetHost(), dll];
         // exec: the shell becomes the gateway, so the process id (and /proc/{pid}) is the gateway's own.
         var start = outputFile is null
             ? new ProcessStartInfo(command[0], command[1..])
@@ -95,10 +145,10 @@ public sealed class ProcessGateway : IDisposable
             start.Environment.Remove(name);
         }
 
-        if (!dll.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
+        if (published)
         {
             // The published build runs as the image runs it: with the runtime settings its stage sets.
-            foreach (var (name, value) in ImageRuntimeEnvironment())
+            foreach (var (name, value) in ImageRuntimeEnvironment)
             {
                 start.Environment[name] = value;
             }
@@ -273,12 +323,7 @@ public sealed class ProcessGateway : IDisposable
         }
     }
 
-    /// <summary>The dotnet host that runs this process (the CLI names it in DOTNET_HOST_PATH), else the one on PATH.</summary>
-    /// <summary>
-    /// The <c>ENV DOTNET_…</c> and <c>ENV MALLOC_…</c> lines of the Dockerfile's gateway stage (runtime and C library
-    /// settings that exist only as environment variables), so that a published build started here runs as the image does.
-    /// </summary>
-    public static IReadOnlyDictionary<string, string> ImageRuntimeEnvironment()
+    private static Dictionary<string, string> ReadImageEnvironment()
     {
         var settings = new Dictionary<string, string>(StringComparer.Ordinal);
         var inGateway = false;
@@ -306,6 +351,7 @@ public sealed class ProcessGateway : IDisposable
         var other => throw new PlatformNotSupportedException($"The gateway's image is built for x64 and arm64, not {other}."),
     };
 
+    /// <summary>The dotnet host that runs this process (the CLI names it in DOTNET_HOST_PATH), else the one on PATH.</summary>
     private static string DotnetHost() =>
         Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host
         : Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet" ? Environment.ProcessPath!

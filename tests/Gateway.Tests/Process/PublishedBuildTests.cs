@@ -57,7 +57,7 @@ public sealed class PublishedBuildTests(RedisServer redis, PublishedGateway publ
         Assert.DoesNotContain(ProcessHarness.ClientKey, world.Gateway.Output, StringComparison.Ordinal);
 
         // It ran with the runtime settings the image's stage sets (the GC's gen0 budget, glibc's arenas).
-        var image = ProcessGateway.ImageRuntimeEnvironment();
+        var image = ProcessGateway.ImageRuntimeEnvironment;
         Assert.Contains("DOTNET_GCgen0size", image.Keys);
         Assert.Contains("MALLOC_ARENA_MAX", image.Keys);
         var environment = (await File.ReadAllTextAsync($"/proc/{world.Gateway.ProcessId}/environ", ct)).Split('\0');

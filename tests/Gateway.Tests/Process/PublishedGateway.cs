@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Text;
-
 namespace Gateway.Tests.Process;
 
 /// <summary>
@@ -20,40 +17,14 @@ public sealed class PublishedGateway : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        var start = new ProcessStartInfo("dotnet", [.. ProcessGateway.PublishArguments(_directory), "-v", "minimal"])
-        {
-            WorkingDirectory = ProcessGateway.RepoRoot,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-
-        // The test runner's MSBuild settings belong to its own build, not to this one.
-        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase)).ToList())
-        {
-            start.Environment.Remove(name);
-        }
-
-        var output = new StringBuilder();
-        using var process = new System.Diagnostics.Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
         try
         {
-            await process.WaitForExitAsync(timeout.Token);
+            await ProcessGateway.PublishAsync(_directory, timeout.Token);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
         {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"dotnet publish did not finish in 10 minutes:\n{output}");
-        }
-
-        if (process.ExitCode != 0 || !File.Exists(Executable))
-        {
-            throw new InvalidOperationException($"dotnet publish failed ({process.ExitCode}):\n{output}");
+            throw new TimeoutException("dotnet publish did not finish in 10 minutes.");
         }
     }
 
