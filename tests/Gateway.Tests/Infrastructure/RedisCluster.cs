@@ -94,37 +94,55 @@ public sealed class RedisCluster : IAsyncDisposable
         var ports = new List<int>();
         for (var i = 0; i < masters; i++)
         {
-            var port = RedisServer.FreePort();
-            var directory = Path.Combine(_directory, port.ToString(CultureInfo.InvariantCulture));
-            Directory.CreateDirectory(directory);
-            var start = new ProcessStartInfo("redis-server",
-            [
-                "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", directory,
-                // The bus port is a free port of its own: the default (port + 10000) may be anyone's.
-                "--cluster-enabled", "yes", "--cluster-port", RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
-                "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
-                "--save", "", "--appendonly", "no",
-                .. (_password is null ? Array.Empty<string>() : ["--requirepass", _password, "--masterauth", _password]),
-            ])
+            // A free port can be taken by another test's process before redis-server binds it; the server then exits at
+            // once. Try other ports rather than wait for a PING that cannot come.
+            for (var attempt = 1; ; attempt++)
             {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
-            var server = System.Diagnostics.Process.Start(start)
-                ?? throw new InvalidOperationException("redis-server is not installed: run 'apt-get install -y redis-server'.");
-            server.OutputDataReceived += (_, _) => { };
-            server.ErrorDataReceived += (_, _) => { };
-            server.BeginOutputReadLine();
-            server.BeginErrorReadLine();
-            _servers.Add(server);
-            ports.Add(port);
+                var port = RedisServer.FreePort();
+                var server = StartServer(port);
+                _servers.Add(server);
+                await WaitUntilAsync(async () => server.HasExited || (await TryCliAsync(port, "PING")).Contains("PONG", StringComparison.Ordinal),
+                    $"redis-server on {port} did not answer PING");
+                if (!server.HasExited)
+                {
+                    ports.Add(port);
+                    break;
+                }
+
+                if (attempt == 3)
+                {
+                    throw new InvalidOperationException($"redis-server exited ({server.ExitCode}) on three free ports in a row; the last was {port}.");
+                }
+            }
         }
 
         Ports = ports;
-        foreach (var port in ports)
+    }
+
+    private System.Diagnostics.Process StartServer(int port)
+    {
+        var directory = Path.Combine(_directory, port.ToString(CultureInfo.InvariantCulture));
+        Directory.CreateDirectory(directory);
+        var start = new ProcessStartInfo("redis-server",
+        [
+            "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", directory,
+            // The bus port is a free port of its own: the default (port + 10000) may be anyone's.
+            "--cluster-enabled", "yes", "--cluster-port", RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
+            "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
+            "--save", "", "--appendonly", "no",
+            .. (_password is null ? Array.Empty<string>() : ["--requirepass", _password, "--masterauth", _password]),
+        ])
         {
-            await WaitUntilAsync(async () => (await TryCliAsync(port, "PING")).Contains("PONG", StringComparison.Ordinal), $"redis-server on {port} did not answer PING");
-        }
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        var server = System.Diagnostics.Process.Start(start)
+            ?? throw new InvalidOperationException("redis-server is not installed: run 'apt-get install -y redis-server'.");
+        server.OutputDataReceived += (_, _) => { };
+        server.ErrorDataReceived += (_, _) => { };
+        server.BeginOutputReadLine();
+        server.BeginErrorReadLine();
+        return server;
     }
 
     private async Task CreateAsync()
