@@ -11,11 +11,12 @@ namespace Gateway.Clients;
 internal static class ClientExtensions
 {
     /// <summary>
-    /// The default scheme: a policy scheme that picks, per request, the handler for the credential presented (a bearer
-    /// value shaped like a JWT is an access token, any other is a client key). Other features (signed links) put their
-    /// own choice in front of it.
+    /// The default scheme: the client-key handler, which hands the request to another scheme when the credential
+    /// presented is not a key (a bearer value shaped like a JWT is an access token; other features, signed links, put
+    /// their own choice in front). A client key, what services and pollers present, so takes one handler per request,
+    /// not a policy scheme's two (issue 13: the forwarding cost a few percent of a status poll).
     /// </summary>
-    public const string CallerScheme = "Caller";
+    public const string CallerScheme = ClientKeyAuthenticationHandler.SchemeName;
 
     public static IHostApplicationBuilder AddClientAuthentication(this IHostApplicationBuilder builder)
     {
@@ -33,16 +34,16 @@ internal static class ClientExtensions
         builder.Services.AddSingleton<ClientRegistry>();
 
         builder.Services.AddAuthentication(CallerScheme)
-            .AddPolicyScheme(CallerScheme, null, _ => { })
             .AddScheme<AuthenticationSchemeOptions, ClientKeyAuthenticationHandler>(ClientKeyAuthenticationHandler.SchemeName, null)
             .AddAccessTokens();
         builder.Services.WithoutDataProtectionStartup();
-        builder.Services.AddOptions<PolicySchemeOptions>(CallerScheme).Configure<IOptions<OidcOptions>>((policy, oidc) =>
+        // A null choice keeps the request here (AuthenticationHandler forwards only to another scheme's name).
+        builder.Services.AddOptions<AuthenticationSchemeOptions>(CallerScheme).Configure<IOptions<OidcOptions>>((scheme, oidc) =>
         {
             var tokens = oidc.Value.Enabled;
-            policy.ForwardDefaultSelector = context => tokens && AccessTokenAuthentication.PresentsToken(context.Request)
+            scheme.ForwardDefaultSelector = context => tokens && AccessTokenAuthentication.PresentsToken(context.Request)
                 ? AccessTokenAuthentication.SchemeName
-                : ClientKeyAuthenticationHandler.SchemeName;
+                : null;
         });
 
         // Every route needs a caller that is a client: a valid token of an app mapped to no client is signed in, yet forbidden.
@@ -71,7 +72,7 @@ internal static class ClientExtensions
     /// scheme authenticates (and challenges) the request; where it answers null, the choice goes on as before.
     /// </summary>
     public static IServiceCollection SelectCallerSchemeFirst(this IServiceCollection services, Func<HttpContext, string?> select) =>
-        services.PostConfigure<PolicySchemeOptions>(CallerScheme, options =>
+        services.PostConfigure<AuthenticationSchemeOptions>(CallerScheme, options =>
         {
             var next = options.ForwardDefaultSelector;
             options.ForwardDefaultSelector = context => select(context) ?? next?.Invoke(context);

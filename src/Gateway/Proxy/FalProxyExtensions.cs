@@ -38,13 +38,15 @@ internal static class FalProxyExtensions
         builder.Services.AddSingleton<FalProxyInvoker>();
         builder.Services.AddScoped<ProxySubmitValidator>();
         builder.Services.AddSingleton<ProxyStatusCoalescer>();
-        builder.Services.AddScoped<FalProxyHandler>();
+        builder.Services.AddSingleton<FalProxyHandler>();
         return builder;
     }
 
     public static RouteGroupBuilder MapFalProxy(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup(Route).RequireAuthorization().WithTags("fal client proxy");
+        // No endpoint validation: the routes bind no input (the handler validates a submit's body itself, in fal's shape),
+        // and the framework's filter otherwise ran on every poll for nothing.
+        var group = app.MapGroup(Route).RequireAuthorization().DisableValidation().WithTags("fal client proxy");
         // One route per method, so each has its own operation id (a generated client names its functions by them).
         group.MapGet("", FalProxyEndpoints.ProxyGetToFal)
             .WithName(nameof(FalProxyEndpoints.ProxyGetToFal))

@@ -9,13 +9,15 @@ using Yarp.ReverseProxy.Forwarder;
 
 namespace Gateway.Proxy;
 
-/// <summary>One proxied call: parse the target, prepare a submit (validated, limited), serve a stored result, or forward and settle.</summary>
+/// <summary>
+/// One proxied call: parse the target, prepare a submit (validated, limited), serve a stored result, or forward and
+/// settle. One for the gateway (it keeps no request's state), not one per call: a poll builds nothing it does not use.
+/// </summary>
 internal sealed partial class FalProxyHandler(
     IHttpForwarder forwarder,
     FalProxyInvoker invoker,
     GenerationService generations,
     GenerationSubmitter submitter,
-    ProxySubmitValidator validator,
     ProxyStatusCoalescer statuses,
     ClientLimiter limiter,
     IOptions<FalOptions> falOptions,
@@ -75,6 +77,8 @@ internal sealed partial class FalProxyHandler(
             return null;
         }
 
+        // The validator works with the request's services (validation resolves them): resolved for a submit, not per poll.
+        var validator = context.RequestServices.GetRequiredService<ProxySubmitValidator>();
         var (request, errors) = await validator.ReadAsync(context, target.EndpointId == _fal.EditModel, context.RequestAborted);
         if (request is null)
         {
