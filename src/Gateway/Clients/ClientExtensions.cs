@@ -58,9 +58,10 @@ internal static class ClientExtensions
     public static WebApplication UseClientAuthentication(this WebApplication app)
     {
         app.UseAuthentication();
-        app.Use(static (context, next) =>
+        var diagnostics = app.Services.GetService<IDiagnosticContext>(); // a singleton: looked up once, not per request
+        app.Use((context, next) =>
         {
-            TagCaller(context);
+            TagCaller(context, diagnostics);
             return next(context);
         });
         app.UseAuthorization();
@@ -79,14 +80,13 @@ internal static class ClientExtensions
         });
 
     /// <summary>Client and user as properties of the request-log line and tags of the request's span; never as a metric label.</summary>
-    private static void TagCaller(HttpContext context)
+    private static void TagCaller(HttpContext context, IDiagnosticContext? diagnostics)
     {
         if (context.User.Identity is not { IsAuthenticated: true } identity)
         {
             return;
         }
 
-        var diagnostics = context.RequestServices.GetService<IDiagnosticContext>();
         var activity = Activity.Current;
         if (identity.Name is { } client)
         {
