@@ -72,6 +72,34 @@ public sealed class HostingTests(RedisServer redis)
     }
 
     [Fact]
+    public async Task Authorization_ServicesAreBuiltOnce_NotPerRequest_AndStillDecide()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis);
+
+        // What the authorization middleware resolves for every request: one instance across requests (scopes).
+        Type[] perRequestBefore =
+        [
+            typeof(Microsoft.AspNetCore.Authorization.Policy.IPolicyEvaluator), typeof(Microsoft.AspNetCore.Authorization.IAuthorizationService),
+            typeof(Microsoft.AspNetCore.Authorization.IAuthorizationHandlerProvider), typeof(Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler),
+        ];
+        foreach (var type in perRequestBefore)
+        {
+            using var first = harness.Services.CreateScope();
+            using var second = harness.Services.CreateScope();
+            Assert.Same(first.ServiceProvider.GetRequiredService(type), second.ServiceProvider.GetRequiredService(type));
+        }
+
+        // And they still decide: no key is 401, a known key passes, an unknown one is 401.
+        var cancellationToken = TestContext.Current.CancellationToken;
+        using var anonymous = await harness.Client(key: null).GetAsync("/v1/usage", cancellationToken);
+        using var known = await harness.Client().GetAsync("/v1/usage", cancellationToken);
+        using var unknown = await harness.Client(key: "not-a-client-key").GetAsync("/v1/usage", cancellationToken);
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, known.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, unknown.StatusCode);
+    }
+
+    [Fact]
     public async Task Swagger_ServesUiAndADocumentWithSchemasEnumsDefaultsExamplesAndKeyAuth()
     {
         await using var harness = await GatewayHarness.StartAsync(redis);

@@ -51,7 +51,36 @@ internal static class ClientExtensions
             .RequireAuthenticatedUser()
             .RequireClaim(ClaimTypes.Name)
             .Build());
+        builder.Services.WithStatelessAuthorizationServices();
         return builder;
+    }
+
+    /// <summary>
+    /// The framework registers its authorization services as transient, so that an application's handlers may use
+    /// scoped services; every request then built the policy evaluator, the authorization service, its handler provider,
+    /// evaluator and context factory and the pass-through handler (issue 13: about a tenth of a status poll's bytes).
+    /// The gateway's policy has no handler of its own and these keep no state, so each is built once. A scoped handler
+    /// added later would fail loudly at resolution (scope validation), not share state.
+    /// </summary>
+    private static void WithStatelessAuthorizationServices(this IServiceCollection services)
+    {
+        Type[] stateless =
+        [
+            typeof(IAuthorizationService), typeof(IAuthorizationHandlerProvider), typeof(IAuthorizationEvaluator),
+            typeof(IAuthorizationHandlerContextFactory), typeof(Microsoft.AspNetCore.Authorization.Policy.IPolicyEvaluator),
+            typeof(IAuthorizationMiddlewareResultHandler),
+        ];
+        for (var i = 0; i < services.Count; i++)
+        {
+            var descriptor = services[i];
+            var passThrough = descriptor.ServiceType == typeof(IAuthorizationHandler)
+                && descriptor.ImplementationType == typeof(Microsoft.AspNetCore.Authorization.Infrastructure.PassThroughAuthorizationHandler);
+            if (descriptor is { Lifetime: ServiceLifetime.Transient, ImplementationType: { } implementation, IsKeyedService: false }
+                && (passThrough || stateless.Contains(descriptor.ServiceType)))
+            {
+                services[i] = ServiceDescriptor.Singleton(descriptor.ServiceType, implementation);
+            }
+        }
     }
 
     /// <summary>Authentication, then the caller (client, user) on the request-log line and the trace, then authorization.</summary>
