@@ -341,6 +341,43 @@ public sealed class FalProxyTests(RedisServer redis)
     }
 
     [Fact]
+    public async Task Proxy_KeptParsedTargets_CarryNoCaller_AndStayBounded()
+    {
+        await using var harness = await GatewayHarness.StartAsync(redis, e => e.RunTime = TimeSpan.FromSeconds(5));
+        var alpha = harness.Client();
+        var beta = harness.Client(GatewayHarness.BetaKey);
+        var id = await SubmitAsync(alpha);
+        var status = $"{Requests}{id}/status?logs=0";
+
+        // The same target, parsed once and kept, is still checked against each caller, in any order.
+        using (var denied = await ProxyAsync(beta, HttpMethod.Get, status))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, denied.StatusCode);
+        }
+
+        using (var allowed = await ProxyAsync(alpha, HttpMethod.Get, status))
+        {
+            Assert.True(allowed.IsSuccessStatusCode, allowed.StatusCode.ToString());
+        }
+
+        using (var deniedAgain = await ProxyAsync(beta, HttpMethod.Get, status))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, deniedAgain.StatusCode);
+        }
+
+        // More distinct targets than are kept: each still answers for itself, and the caller's own still works after.
+        for (var i = 0; i < Proxy.FalProxyHandler.ParsedTargetLimit + 100; i++)
+        {
+            using var unknown = await ProxyAsync(alpha, HttpMethod.Get, $"{Requests}unknown-{i}/status");
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        }
+
+        using var own = await ProxyAsync(alpha, HttpMethod.Get, status);
+        Assert.True(own.IsSuccessStatusCode, own.StatusCode.ToString());
+        Assert.Equal(0, harness.Fal.StatusCallsFor("unknown-0"));
+    }
+
+    [Fact]
     public async Task Proxy_ResultOfACompletedRequest_IsServedFromTheStore_NotFetchedFromFalAgain()
     {
         await using var harness = await GatewayHarness.StartAsync(redis);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -25,13 +26,17 @@ internal sealed partial class FalProxyHandler(
     IOptions<FalSubmitHeaders> submitHeaders,
     ILogger<FalProxyHandler> logger)
 {
+    /// <summary>Parsed GET targets kept, at most (the set is cleared when full): the pollers' few URLs, asked again and again.</summary>
+    internal const int ParsedTargetLimit = 1024;
+
     private readonly FalOptions _fal = falOptions.Value;
     private readonly FalProxyOptions _proxy = proxyOptions.Value;
+    private readonly ConcurrentDictionary<string, FalProxyTarget> _parsedGets = new(StringComparer.Ordinal);
 
     public async Task HandleAsync(HttpContext context)
     {
         var client = context.User.ClientName();
-        var (target, refusal) = FalProxyTargetParser.Parse(context.Request.Headers[FalProxyTarget.HeaderName], context.Request.Method, _fal, _proxy);
+        var (target, refusal) = Parse(context.Request);
         if (target is null)
         {
             LogRefused(logger, client, context.Request.Method, refusal!.Detail);
@@ -45,6 +50,33 @@ internal sealed partial class FalProxyHandler(
         {
             await ForwardAsync(context, target, submitted: null);
         }
+    }
+
+    /// <summary>
+    /// The request's target. A status poll names the same URL every time, so an allowed GET target is parsed once and
+    /// kept by its exact header value (immutable, as the options it was checked against); refusals are not kept.
+    /// </summary>
+    private (FalProxyTarget? Target, FalProxyRefusal? Refusal) Parse(HttpRequest request)
+    {
+        var header = request.Headers[FalProxyTarget.HeaderName];
+        var key = header.Count == 1 && HttpMethods.IsGet(request.Method) ? header[0] : null;
+        if (key is not null && _parsedGets.TryGetValue(key, out var known))
+        {
+            return (known, null);
+        }
+
+        var parsed = FalProxyTargetParser.Parse(header, request.Method, _fal, _proxy);
+        if (key is not null && parsed.Target is { } target)
+        {
+            if (_parsedGets.Count >= ParsedTargetLimit)
+            {
+                _parsedGets.Clear();
+            }
+
+            _parsedGets.TryAdd(key, target);
+        }
+
+        return parsed;
     }
 
     /// <summary>A submit: validated and re-serialised, then sent under the client's limits, which settle from fal's answer.</summary>
