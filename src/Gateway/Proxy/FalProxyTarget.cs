@@ -126,21 +126,19 @@ internal static class FalProxyTargetParser
 
         // Compared as a whole, so userinfo (a@host), ports (host:443), IP literals and look-alikes never match.
         FalHost host;
-        if (authority.Equals(QueueHost, StringComparison.OrdinalIgnoreCase))
+        switch (authority.ToLowerInvariant())
         {
-            host = FalHost.Queue;
-        }
-        else if (authority.Equals(RestHost, StringComparison.OrdinalIgnoreCase))
-        {
-            host = FalHost.Rest;
-        }
-        else if (authority.Equals(RunHost, StringComparison.OrdinalIgnoreCase))
-        {
-            host = FalHost.Run;
-        }
-        else
-        {
-            return Refuse(proxy, "The target host is not allowed: only queue.fal.run, rest.fal.ai and fal.run (without port or credentials).");
+            case QueueHost:
+                host = FalHost.Queue;
+                break;
+            case RestHost:
+                host = FalHost.Rest;
+                break;
+            case RunHost:
+                host = FalHost.Run;
+                break;
+            default:
+                return Refuse(proxy, "The target host is not allowed: only queue.fal.run, rest.fal.ai and fal.run (without port or credentials).");
         }
 
         if (!Uri.TryCreate(raw, UriKind.Absolute, out _))
@@ -156,8 +154,8 @@ internal static class FalProxyTargetParser
             return Refuse(proxy, "The target path contains characters that are not allowed (no percent-encoding).");
         }
 
-        var segments = path.Length == 0 ? [] : path[1..].Split('/'); // the path is empty or starts with '/'
-        if (Array.Exists(segments, s => s is "" or "." or ".."))
+        var segments = path.Split('/')[1..];
+        if (segments.Any(s => s is "" or "." or ".."))
         {
             return Refuse(proxy, "The target path has empty or dot segments.");
         }
@@ -173,8 +171,8 @@ internal static class FalProxyTargetParser
             return Refuse(proxy, $"{method.ToUpperInvariant()} {authority.ToLowerInvariant()}{path} is not an allowed fal endpoint for this gateway.");
         }
 
-        return CheckQuery(target, query) is { } problem ? Refuse(proxy, problem)
-            : query.Count == 0 ? (target, null)
+        return CheckQuery(target, query) is { } problem
+            ? Refuse(proxy, problem)
             : (target with { Query = FilterQuery(target, query) }, null);
     }
 
@@ -187,10 +185,8 @@ internal static class FalProxyTargetParser
             case FalHost.Queue when method == "POST" && isModel:
                 return new FalProxyTarget(FalProxyOperation.Submit, host, path, endpoint, null, []);
             case FalHost.Queue:
-                var appId = fal.AppId; // owner/app
-                var owner = appId.AsSpan(0, Math.Max(appId.IndexOf('/', StringComparison.Ordinal), 0));
-                var app = appId.AsSpan(owner.Length + 1);
-                if (segments.Length is < 4 or > 6 || !segments[0].AsSpan().SequenceEqual(owner) || !segments[1].AsSpan().SequenceEqual(app)
+                var app = fal.AppId.Split('/');
+                if (segments.Length is < 4 or > 6 || segments[0] != app[0] || segments[1] != app[1]
                     || segments[2] != "requests" || !IsRequestId(segments[3]))
                 {
                     return null;
@@ -205,7 +201,7 @@ internal static class FalProxyTargetParser
                     ("PUT", 5, "cancel", _) => (FalProxyOperation?)FalProxyOperation.Cancel,
                     _ => null,
                 };
-                return operation is { } op ? new FalProxyTarget(op, host, path, appId, id, []) : null;
+                return operation is { } op ? new FalProxyTarget(op, host, path, fal.AppId, id, []) : null;
             case FalHost.Rest when method == "POST":
                 var storage = path switch
                 {
@@ -252,7 +248,7 @@ internal static class FalProxyTargetParser
 
     private static Dictionary<string, string>? ParseQuery(string rawQuery)
     {
-        var query = new Dictionary<string, string>(rawQuery.Length == 0 ? 0 : 2, StringComparer.Ordinal);
+        var query = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var pair in rawQuery.Split('&', StringSplitOptions.RemoveEmptyEntries))
         {
             var equals = pair.IndexOf('=', StringComparison.Ordinal);
@@ -280,10 +276,7 @@ internal static class FalProxyTargetParser
     }
 
     private static bool IsRequestId(string value) =>
-        value.Length is > 0 and <= 128 && !value.AsSpan().ContainsAnyExcept(RequestIdCharacters);
-
-    private static readonly SearchValues<char> RequestIdCharacters =
-        SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_");
+        value.Length is > 0 and <= 128 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
 
     private static (FalProxyTarget?, FalProxyRefusal?) Refuse(FalProxyOptions proxy, string detail) =>
         (null, proxy.LegacyStatusCodes

@@ -41,27 +41,10 @@ public sealed class FalOptions : IValidatableObject
     [Range(2, 100_000)]
     public int CircuitBreakerMinimumThroughput { get; set; } = 100;
 
-    public string EditModel => Derived().Edit;
+    public string EditModel => Model + "/edit";
 
     /// <summary><c>owner/app</c>: status, result and cancel live under it, whatever sub-path was submitted.</summary>
-    public string AppId => Derived().App;
-
-    /// <summary>The names derived from <see cref="Model"/>, built once per value: every proxied call reads them.</summary>
-    private ModelNames Derived()
-    {
-        var derived = _derived;
-        if (!ReferenceEquals(derived?.Model, Model))
-        {
-            derived = new ModelNames(Model, Model + "/edit", string.Join('/', Model.Split('/').Take(2)));
-            _derived = derived; // a reference: readers on other threads see the old names or the new, never a mix
-        }
-
-        return derived;
-    }
-
-    private ModelNames? _derived;
-
-    private sealed record ModelNames(string Model, string Edit, string App);
+    public string AppId => string.Join('/', Model.Split('/').Take(2));
 
     /// <summary>The value of the <c>Authorization: Key …</c> header.</summary>
     internal string? EffectiveKey =>
