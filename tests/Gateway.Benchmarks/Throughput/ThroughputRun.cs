@@ -170,6 +170,9 @@ internal sealed class ThroughputRun : IAsyncDisposable
             ["Clients__bench__RequestsPerMinute"] = "1000000",
             ["Clients__bench__ImagesPerDay"] = "10000000",
             ["Clients__bench__MaxConcurrent"] = "100000",
+            // "Now listening on …" is how readiness knows the port is this process's, also when BENCH_GATEWAY_ENV
+            // turns the default level down (Serilog__MinimumLevel__Default=Warning).
+            ["Serilog__MinimumLevel__Override__Microsoft.Hosting.Lifetime"] = "Information",
         };
         // BENCH_GATEWAY_ENV="DOTNET_TieredCompilation=0 …" measures a runtime setting without rebuilding.
         foreach (var pair in (Environment.GetEnvironmentVariable("BENCH_GATEWAY_ENV") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
@@ -180,8 +183,16 @@ internal sealed class ThroughputRun : IAsyncDisposable
         }
 
         var gateway = ProcessGateway.Start(dll, environment, port, outputFile: Path.Combine(_directory, "gateway.log"));
-        await gateway.WaitUntilReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
-        return gateway;
+        try
+        {
+            await gateway.WaitUntilReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
+            return gateway;
+        }
+        catch
+        {
+            gateway.Dispose(); // not yet the run's: a gateway that never got ready is stopped here, not left running
+            throw;
+        }
     }
 
     private HttpClient NewClient(Uri gateway)
