@@ -60,6 +60,7 @@ public sealed class PublishedBuildTests(RedisServer redis, PublishedGateway publ
         var image = ProcessGateway.ImageRuntimeEnvironment;
         Assert.Contains("DOTNET_GCgen0size", image.Keys);
         Assert.Contains("MALLOC_ARENA_MAX", image.Keys);
+        Assert.Contains("MALLOC_MMAP_THRESHOLD_", image.Keys);
         var environment = (await File.ReadAllTextAsync($"/proc/{world.Gateway.ProcessId}/environ", ct)).Split('\0');
         foreach (var (name, value) in image)
         {
