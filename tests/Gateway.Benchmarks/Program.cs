@@ -201,7 +201,6 @@ internal sealed class BenchmarkRun(string configuration) : IAsyncDisposable
             ["Clients__bench__ImagesPerDay"] = "10000000",
             ["Clients__bench__MaxConcurrent"] = "100000", // the benchmark is about streams and memory, not the client's limits
             ["Serilog__MinimumLevel__Default"] = Environment.GetEnvironmentVariable("BENCH_GATEWAY_LOG_LEVEL") ?? "Warning",
-            ["Serilog__MinimumLevel__Override__Microsoft.Hosting.Lifetime"] = "Information", // start and stop, should it stop early
         };
         foreach (var (name, value) in extra)
         {

@@ -170,9 +170,6 @@ internal sealed class ThroughputRun : IAsyncDisposable
             ["Clients__bench__RequestsPerMinute"] = "1000000",
             ["Clients__bench__ImagesPerDay"] = "10000000",
             ["Clients__bench__MaxConcurrent"] = "100000",
-            // "Now listening on …" is how readiness knows the port is this process's, also when BENCH_GATEWAY_ENV
-            // turns the default level down (Serilog__MinimumLevel__Default=Warning).
-            ["Serilog__MinimumLevel__Override__Microsoft.Hosting.Lifetime"] = "Information",
         };
         // BENCH_GATEWAY_ENV="DOTNET_TieredCompilation=0 …" measures a runtime setting without rebuilding.
         foreach (var pair in (Environment.GetEnvironmentVariable("BENCH_GATEWAY_ENV") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))

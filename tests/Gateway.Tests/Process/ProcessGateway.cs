@@ -156,6 +156,8 @@ public sealed class ProcessGateway : IDisposable
 
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{chosen.ToString(CultureInfo.InvariantCulture)}";
+        // "Now listening on …" (and the stop) at any default level: how WaitUntilReadyAsync knows the port is this process's.
+        start.Environment["Serilog__MinimumLevel__Override__Microsoft.Hosting.Lifetime"] = "Information";
         foreach (var (name, value) in environment)
         {
             start.Environment[name] = value;

@@ -67,8 +67,6 @@ public sealed class ProcessHarness : IAsyncDisposable
                 ["Clients__process__ImagesPerDay"] = "10000000",
                 ["Clients__process__MaxConcurrent"] = "100000",
                 ["Serilog__MinimumLevel__Default"] = "Information",
-                // "Now listening on …": how WaitUntilReadyAsync knows the port is this process's.
-                ["Serilog__MinimumLevel__Override__Microsoft.Hosting.Lifetime"] = "Information",
             };
             foreach (var (name, value) in settings ?? new Dictionary<string, string>())
             {
