@@ -135,7 +135,7 @@ public sealed class ProcessGateway : IDisposable
         // exec: the shell becomes the gateway, so the process id (and /proc/{pid}) is the gateway's own.
         var start = outputFile is null
             ? new ProcessStartInfo(command[0], command[1..])
-            : new ProcessStartInfo("/bin/sh", ["-c", "out=$1; shift; exec \"$@\" >>\"$out\" 2>&1", "sh", outputFile, .. command]);
+            : new ProcessStartInfo("/bin/sh", ["-c", "out=$1; shift; exec \"$@\" >>\"$out\" 2>&1", "sh", outputFile]);
         start.WorkingDirectory = Path.GetDirectoryName(dll)!; // the content root: appsettings.json sits beside the dll
         start.RedirectStandardOutput = outputFile is null;
         start.RedirectStandardError = outputFile is null;
@@ -161,6 +161,20 @@ public sealed class ProcessGateway : IDisposable
         foreach (var (name, value) in environment)
         {
             start.Environment[name] = value;
+        }
+
+        if (outputFile is not null)
+        {
+            // The shell drops variables whose names it cannot hold (a Serilog override names a category with dots):
+            // those reach the gateway through env(1), which the shell execs with the command.
+            var unnamed = start.Environment.Where(v => !IsShellName(v.Key)).Select(v => $"{v.Key}={v.Value}").ToList();
+            if (unnamed.Count > 0)
+            {
+                start.ArgumentList.Add("/usr/bin/env");
+                unnamed.ForEach(start.ArgumentList.Add);
+            }
+
+            command.ToList().ForEach(start.ArgumentList.Add);
         }
 
         var process = new System.Diagnostics.Process { StartInfo = start };
@@ -308,6 +322,9 @@ public sealed class ProcessGateway : IDisposable
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
+
+    private static bool IsShellName(string name) =>
+        name.Length > 0 && !char.IsAsciiDigit(name[0]) && name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_');
 
     private IEnumerable<string> Lines() =>
         _outputFile is null ? _output : File.Exists(_outputFile) ? File.ReadLines(_outputFile) : [];

@@ -250,6 +250,38 @@ public sealed class PublishedBuildTests(RedisServer redis, PublishedGateway publ
         Assert.Equal(bytes, await served.Content.ReadAsByteArrayAsync(ct));
     }
 
+    /// <summary>
+    /// With its output in a file (as the throughput benchmark runs it, through a shell), the process still gets every
+    /// setting, also those whose names a shell cannot hold (a Serilog override names a category with dots).
+    /// </summary>
+    [Fact]
+    public async Task PublishedBuild_WithItsOutputInAFile_GetsSettingsWithDotsInTheirNames()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var directory = Directory.CreateTempSubdirectory("gateway-output-");
+        try
+        {
+            using var gateway = ProcessGateway.Start(published.Executable, new Dictionary<string, string>
+            {
+                ["ConnectionStrings__Redis"] = redis.ConnectionString,
+                ["Fal__Key"] = "output-file-test:secret",
+                ["Clients__process__KeySha256"] = GatewayHarness.Sha256(ProcessHarness.ClientKey),
+                // Readiness needs "Now listening on …", which only the Microsoft.Hosting.Lifetime override lets through here.
+                ["Serilog__MinimumLevel__Default"] = "Warning",
+                ["Serilog__MinimumLevel__Override__Gateway.Hosting"] = "Error",
+            }, outputFile: Path.Combine(directory.FullName, "gateway.log"));
+            await gateway.WaitUntilReadyAsync(TimeSpan.FromSeconds(60), ct);
+
+            var environment = (await File.ReadAllTextAsync($"/proc/{gateway.ProcessId}/environ", ct)).Split('\0');
+            Assert.Contains("Serilog__MinimumLevel__Override__Microsoft.Hosting.Lifetime=Information", environment);
+            Assert.Contains("Serilog__MinimumLevel__Override__Gateway.Hosting=Error", environment);
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
     /// <summary>Even in Development, a build without the stand-in cannot honour Fal__UseEmulator: it stops and says so.</summary>
     [Fact]
     public async Task PublishedBuild_AskedForTheStandIn_ExitsNamingFalUseEmulator()
