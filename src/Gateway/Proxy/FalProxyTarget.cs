@@ -185,8 +185,8 @@ internal static class FalProxyTargetParser
             case FalHost.Queue when method == "POST" && isModel:
                 return new FalProxyTarget(FalProxyOperation.Submit, host, path, endpoint, null, []);
             case FalHost.Queue:
-                var app = fal.AppId.Split('/');
-                if (segments.Length is < 4 or > 6 || segments[0] != app[0] || segments[1] != app[1]
+                var appId = fal.AppId; // owner/app
+                if (segments.Length is < 4 or > 6 || $"{segments[0]}/{segments[1]}" != appId
                     || segments[2] != "requests" || !IsRequestId(segments[3]))
                 {
                     return null;
@@ -201,7 +201,7 @@ internal static class FalProxyTargetParser
                     ("PUT", 5, "cancel", _) => (FalProxyOperation?)FalProxyOperation.Cancel,
                     _ => null,
                 };
-                return operation is { } op ? new FalProxyTarget(op, host, path, fal.AppId, id, []) : null;
+                return operation is { } op ? new FalProxyTarget(op, host, path, appId, id, []) : null;
             case FalHost.Rest when method == "POST":
                 var storage = path switch
                 {
