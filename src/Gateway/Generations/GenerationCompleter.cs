@@ -52,7 +52,7 @@ internal sealed partial class GenerationCompleter(
 
     /// <summary>Fetches and stores the terminal result once: coalesced on this replica, leased across replicas.</summary>
     public Task<GenerationRecord> EnsureCompletedAsync(GenerationRecord record, FalStatus status, CancellationToken cancellationToken) =>
-        coalescer.RunAsync($"complete:{record.Id}", TimeSpan.Zero, ct => CompleteOnceAsync(record, status, ct), cancellationToken);
+        coalescer.RunAsync($"complete:{record.Id}", TimeSpan.Zero, ct => CompleteOnceAsync(record, status, ct), cancellationToken).AsTask();
 
     private async Task<GenerationRecord> CompleteOnceAsync(GenerationRecord record, FalStatus status, CancellationToken cancellationToken)
     {

@@ -67,7 +67,8 @@ internal sealed class GenerationService(
 
         var status = await coalescer.RunAsync(
             $"status:{record.Id}:{logs}", generationOptions.Value.StatusCacheTtl,
-            ct => fal.GetStatusAsync(record.StatusUrl, logs, ct), cancellationToken, cache: "status");
+            static (ask, ct) => ask.Fal.GetStatusAsync(ask.StatusUrl, ask.Logs, ct), (Fal: fal, record.StatusUrl, Logs: logs), cancellationToken,
+            cache: "status");
         if (status.Status == FalStatus.Completed)
         {
             record = await completer.EnsureCompletedAsync(record, status, cancellationToken);

@@ -21,8 +21,36 @@ internal sealed class RequestCoalescer(TimeProvider time, GatewayMetrics metrics
 
     // cache: the metrics label for hits and misses, or null not to count. keep: whether an answer is kept for cacheFor
     // (one that is not is still shared with the callers already waiting for it, like a failure).
-    public async Task<T> RunAsync<T>(
-        string key, TimeSpan cacheFor, Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken, string? cache = null, Func<T, bool>? keep = null)
+    public ValueTask<T> RunAsync<T>(
+        string key, TimeSpan cacheFor, Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken, string? cache = null, Func<T, bool>? keep = null) =>
+        RunAsync(key, cacheFor, static (work, ct) => work(ct), work, cancellationToken, cache, keep);
+
+    /// <summary>
+    /// As above, with the work's <paramref name="state"/> passed in rather than captured: a poll answered from a fresh
+    /// answer then allocates nothing here, neither a closure nor a task (issue 13: a proxied status poll's bytes).
+    /// </summary>
+    public ValueTask<T> RunAsync<TState, T>(
+        string key, TimeSpan cacheFor, Func<TState, CancellationToken, Task<T>> work, TState state, CancellationToken cancellationToken,
+        string? cache = null, Func<T, bool>? keep = null)
+    {
+        if (_slots.TryGetValue(key, out var existing)
+            && existing.Completion.Task.IsCompletedSuccessfully
+            && Volatile.Read(ref existing.FreshUntil) > time.GetTimestamp())
+        {
+            if (cache is not null)
+            {
+                metrics.CacheLookup(cache, hit: true);
+            }
+
+            return new((T)existing.Completion.Task.Result!);
+        }
+
+        return new(RunOrJoinAsync(key, cacheFor, work, state, cache, keep, cancellationToken));
+    }
+
+    private async Task<T> RunOrJoinAsync<TState, T>(
+        string key, TimeSpan cacheFor, Func<TState, CancellationToken, Task<T>> work, TState state, string? cache, Func<T, bool>? keep,
+        CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -53,18 +81,19 @@ internal sealed class RequestCoalescer(TimeProvider time, GatewayMetrics metrics
                 metrics.CacheLookup(cache, hit: false);
             }
 
-            _ = RunSlotAsync(key, slot, cacheFor, work, keep);
+            _ = RunSlotAsync(key, slot, cacheFor, work, state, keep);
             return (T)(await slot.Completion.Task.WaitAsync(cancellationToken))!;
         }
     }
 
-    private async Task RunSlotAsync<T>(string key, Slot slot, TimeSpan cacheFor, Func<CancellationToken, Task<T>> work, Func<T, bool>? keep)
+    private async Task RunSlotAsync<TState, T>(
+        string key, Slot slot, TimeSpan cacheFor, Func<TState, CancellationToken, Task<T>> work, TState state, Func<T, bool>? keep)
     {
         try
         {
             // The shared work must not die with the first caller's request, nor with a draining replica:
             // it is bounded by the fal client's own timeouts.
-            var value = await work(CancellationToken.None);
+            var value = await work(state, CancellationToken.None);
             if (cacheFor > TimeSpan.Zero && (keep is null || keep(value)))
             {
                 Volatile.Write(ref slot.FreshUntil, time.GetTimestamp() + (long)(cacheFor.TotalSeconds * time.TimestampFrequency));

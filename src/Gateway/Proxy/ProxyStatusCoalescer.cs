@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Runtime.CompilerServices;
 using Gateway.Generations;
 using Gateway.Upstream;
 using Microsoft.Extensions.Options;
@@ -36,12 +37,16 @@ internal sealed partial class ProxyStatusCoalescer(
 
     private static readonly MediaTypeWithQualityHeaderValue Json = new("application/json");
 
+    private readonly ConditionalWeakTable<FalProxyTarget, string> _keys = new();
+
     public async Task AnswerAsync(HttpContext context, FalProxyTarget target)
     {
-        // Keyed by path and query (the host's base URL is the same for every key); the URL is built only to ask fal.
+        // Keyed by path and query (the host's base URL is the same for every key); the URL is built only to ask fal. A
+        // target parsed once serves every poll of its header value (FalProxyHandler), so its key is built once with it.
+        var key = _keys.GetValue(target, static t => "proxy-status:" + t.PathAndQuery());
         var status = await coalescer.RunAsync(
-            "proxy-status:" + target.PathAndQuery(), generationOptions.Value.StatusCacheTtl, _ => AskFalAsync(target.Destination(falOptions.Value)),
-            context.RequestAborted, cache: "proxy_status", keep: answer => answer.IsSuccess);
+            key, generationOptions.Value.StatusCacheTtl, static (ask, _) => ask.Self.AskFalAsync(ask.Target),
+            (Self: this, Target: target), context.RequestAborted, cache: "proxy_status", keep: static answer => answer.IsSuccess);
 
         var response = context.Response;
         response.StatusCode = status.StatusCode;
@@ -55,8 +60,9 @@ internal sealed partial class ProxyStatusCoalescer(
     }
 
     /// <summary>One status call, bounded by <c>FalProxy__ActivityTimeout</c> and by no caller: the answer is shared.</summary>
-    private async Task<ProxiedStatus> AskFalAsync(Uri destination)
+    private async Task<ProxiedStatus> AskFalAsync(FalProxyTarget target)
     {
+        var destination = target.Destination(falOptions.Value);
         using var timeout = new CancellationTokenSource(proxyOptions.Value.ActivityTimeout);
         using var request = new HttpRequestMessage(HttpMethod.Get, destination)
         {
