@@ -15,6 +15,11 @@ internal sealed class ClientKeyAuthenticationHandler(
     public const string SchemeName = "ClientKey";
     public const string ApiKeyHeader = "X-Api-Key";
 
+    /// <summary>This scheme raises no events; the base class would build a new object (and its task) per request for them.</summary>
+    private static readonly Task<object> NoEvents = Task.FromResult(new object());
+
+    protected override Task<object> CreateEventsAsync() => NoEvents;
+
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         if (PresentedKey(Request) is not { } key)

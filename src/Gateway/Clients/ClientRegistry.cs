@@ -38,7 +38,8 @@ internal sealed class ClientRegistry
     public string? FindClient(string presentedKey)
     {
         var snapshot = Current();
-        var hash = Hash(presentedKey);
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        Hash(presentedKey, hash);
         string? found = null;
         foreach (var (name, expected) in snapshot.Entries)
         {
@@ -90,7 +91,22 @@ internal sealed class ClientRegistry
             : new Snapshot(options, entries, byApp, UsesDevelopmentKey: false);
     }
 
-    private static byte[] Hash(string key) => SHA256.HashData(Encoding.UTF8.GetBytes(key));
+    private static byte[] Hash(string key)
+    {
+        var hash = new byte[SHA256.HashSizeInBytes];
+        Hash(key, hash);
+        return hash;
+    }
+
+    /// <summary>Hashes on the stack: a request's key costs no heap bytes (issue 13). A long one, which no client has, is encoded on the heap.</summary>
+    private static void Hash(string key, Span<byte> destination)
+    {
+        const int StackBytes = 256;
+        var maximum = Encoding.UTF8.GetMaxByteCount(key.Length);
+        Span<byte> encoded = maximum <= StackBytes ? stackalloc byte[StackBytes] : new byte[maximum];
+        var length = Encoding.UTF8.GetBytes(key, encoded);
+        SHA256.HashData(encoded[..length], destination);
+    }
 
     private sealed record Snapshot(
         ClientsOptions Source, (string Name, byte[] Hash)[] Entries, Dictionary<string, string> ClientsByApp, bool UsesDevelopmentKey);
