@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 using FalEmulator;
+using Gateway.Generations;
 using Gateway.Tests.Infrastructure;
 using StackExchange.Redis;
 
@@ -138,6 +140,50 @@ public sealed class LiveCompletionTests(RedisServer redis)
         var generation = JsonNode.Parse(last.Data)!;
         Assert.Equal(id, generation["id"]!.GetValue<string>());
         Assert.NotNull(generation["result"]!["images"]);
+    }
+
+    [Fact]
+    public async Task EventStreams_OnOneGeneration_ShareOneLookPerInterval_AndEachGetsEveryEvent()
+    {
+        // Looks every 300 ms, fal's answer kept 50 ms: each look is a fal status call, so the calls count the looks.
+        var settings = new Dictionary<string, string?>(SignalOnly)
+        {
+            ["Gateway:EventStreamPollInterval"] = "00:00:00.300",
+            ["Gateway:StatusCacheTtl"] = "00:00:00.050",
+        };
+        await using var harness = await GatewayHarness.StartAsync(redis, e => e.RunTime = TimeSpan.FromSeconds(3), settings: settings);
+        var client = harness.Client();
+        var id = await client.SubmitAsync(new { prompt = "watched by many" });
+        var clock = Stopwatch.StartNew();
+        var before = harness.Fal.StatusCallsFor(id);
+
+        // Opened 40 ms apart, so that streams looking for themselves would look in 20 different windows.
+        var streams = new List<Task<List<ServerSentEvent>>>();
+        for (var i = 0; i < 20; i++)
+        {
+            streams.Add(Task.Run(async () =>
+            {
+                using var response = await client.GetAsync($"/v1/generations/{id}/events", HttpCompletionOption.ResponseHeadersRead, TestContext.Current.CancellationToken);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                return await new ServerSentEventReader(await response.Content.ReadAsStreamAsync(TestContext.Current.CancellationToken))
+                    .ReadAllAsync(TestContext.Current.CancellationToken);
+            }, TestContext.Current.CancellationToken));
+            await Task.Delay(40, TestContext.Current.CancellationToken);
+        }
+
+        var all = await Task.WhenAll(streams);
+        var looks = harness.Fal.StatusCallsFor(id) - before;
+        var intervals = clock.Elapsed / TimeSpan.FromMilliseconds(300);
+        foreach (var events in all)
+        {
+            Assert.Contains(events, e => e.Event == "status");
+            Assert.Single(events, e => e.Event is "completed" or "failed");
+            Assert.Equal("completed", events[^1].Event);
+        }
+
+        // One look per interval (and one when the end is signalled), not one per stream: 20 streams alone would make ~20 a interval.
+        Assert.True(looks <= intervals + 3, $"{looks} fal status calls in {intervals:0.0} poll intervals with 20 streams open");
+        Assert.Equal(0, harness.Services.GetRequiredService<GenerationTicker>().Watched);
     }
 
     [Fact]

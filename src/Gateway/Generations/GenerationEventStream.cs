@@ -19,7 +19,7 @@ namespace Gateway.Generations;
 internal sealed class GenerationEventStream(
     GenerationService service,
     GenerationMapper mapper,
-    CompletionHub hub,
+    GenerationTicker ticker,
     GatewayMetrics metrics,
     IOptions<GenerationOptions> generationOptions,
     TimeProvider time,
@@ -43,7 +43,7 @@ internal sealed class GenerationEventStream(
 
         var response = await BeginAsync(httpContext, token);
 
-        using var watch = hub.WatchFor(record.Id);
+        using var looks = ticker.Subscribe(record);
         metrics.StreamOpened();
         var sent = lastEventId;
         var lastWrite = time.GetUtcNow();
@@ -51,27 +51,30 @@ internal sealed class GenerationEventStream(
         {
             while (true)
             {
-                var snapshot = await LookAsync(record, token);
-                if (snapshot is { Record.IsTerminal: true })
+                var look = looks.Current;
+                look.Failure?.Throw();
+                if (look.Snapshot is { Record.IsTerminal: true } ended)
                 {
-                    await WriteTerminalAsync(response, snapshot, token);
+                    await WriteTerminalAsync(response, ended, token);
                     return;
                 }
 
-                if (snapshot is not null && await WriteStatusAsync(response, snapshot, sent, token) is { } id)
+                if (look.Snapshot is { } snapshot && await WriteStatusAsync(response, snapshot, sent, token) is { } id)
                 {
                     sent = id;
                     lastWrite = time.GetUtcNow();
                 }
 
-                if (time.GetUtcNow() - lastWrite >= options.EventStreamKeepAlive)
+                var quiet = time.GetUtcNow() - lastWrite;
+                if (quiet >= options.EventStreamKeepAlive)
                 {
                     await Write(response, ": keep-alive\n\n", token);
                     lastWrite = time.GetUtcNow();
+                    quiet = TimeSpan.Zero;
                 }
 
-                var nap = options.EventStreamPollInterval < options.EventStreamKeepAlive ? options.EventStreamPollInterval : options.EventStreamKeepAlive;
-                await Task.WhenAny(watch.Ended, Task.Delay(nap, time, token));
+                // Woken by a look that finds another state, or when the keep-alive is due.
+                await Task.WhenAny(look.Next, Task.Delay(options.EventStreamKeepAlive - quiet, time, token));
                 token.ThrowIfCancellationRequested();
             }
         }
@@ -87,19 +90,6 @@ internal sealed class GenerationEventStream(
         finally
         {
             metrics.StreamClosed();
-        }
-    }
-
-    /// <summary>The generation now, or null while fal is briefly unreachable: the stream stays, the next tick looks again.</summary>
-    private async Task<GenerationSnapshot?> LookAsync(GenerationRecord record, CancellationToken token)
-    {
-        try
-        {
-            return await service.ObserveAsync(await service.ReloadAsync(record, token), logs: false, token);
-        }
-        catch (FalUpstreamException)
-        {
-            return null;
         }
     }
 
@@ -119,17 +109,24 @@ internal sealed class GenerationEventStream(
     /// <summary>A <c>status</c> event when the state differs from the one <paramref name="sent"/> last; its id, or null when nothing changed.</summary>
     private async Task<string?> WriteStatusAsync(HttpResponse response, GenerationSnapshot snapshot, string? sent, CancellationToken token)
     {
-        var status = mapper.ToStatus(snapshot, logs: false);
-        var id = status.Status == GenerationStatus.InQueue ? $"q{status.QueuePosition ?? 0}" : "p";
+        var id = EventId(snapshot);
         if (id == sent)
         {
             return null;
         }
 
+        var status = mapper.ToStatus(snapshot, logs: false);
         var json = JsonSerializer.Serialize(status, GenerationJsonContext.Default.StatusResponse);
         await Write(response, $"id: {id}\nevent: status\ndata: {json}\n\n", token);
         return id;
     }
+
+    /// <summary>The id of the event that tells <paramref name="snapshot"/>'s state: <c>q{position}</c>, <c>p</c>, <c>completed</c> or <c>failed</c>.</summary>
+    internal static string EventId(GenerationSnapshot snapshot) =>
+        snapshot.Record.IsTerminal ? TerminalId(snapshot.Record)
+        : GenerationMapper.CurrentStatus(snapshot.Record, snapshot.Live) == GenerationStatus.InQueue
+            ? $"q{GenerationMapper.QueuePosition(snapshot.Record, snapshot.Live) ?? 0}"
+            : "p";
 
     private static string TerminalId(GenerationRecord record) =>
         record.Status == GenerationStatus.Completed ? "completed" : "failed";

@@ -19,6 +19,7 @@ internal static class GenerationExtensions
         builder.Services.AddSingleton<GenerationCompleter>();
         builder.Services.AddSingleton<GenerationService>();
         builder.Services.AddScoped<GenerationEventStream>();
+        builder.Services.AddSingleton<GenerationTicker>();
         builder.Services.AddSingleton<IImageLinks, GatewayImageLinks>();
 
         // Listeners are told in this order: the slot is free before any waiter hears of the end.

@@ -69,10 +69,10 @@ internal sealed class GenerationMapper(LinkTickets tickets)
             : links;
     }
 
-    private static int? QueuePosition(GenerationRecord record, FalStatus? live) =>
+    internal static int? QueuePosition(GenerationRecord record, FalStatus? live) =>
         record.IsTerminal ? null : live?.QueuePosition ?? (live is null ? record.QueuePosition : null);
 
-    private static string CurrentStatus(GenerationRecord record, FalStatus? live) =>
+    internal static string CurrentStatus(GenerationRecord record, FalStatus? live) =>
         record.IsTerminal || live is null ? record.Status
         : live.Status == FalStatus.InProgress ? GenerationStatus.InProgress
         : GenerationStatus.InQueue;
