@@ -144,7 +144,7 @@ internal sealed class ThroughputRun : IAsyncDisposable
         }
 
         var withStreams = new ThroughputRow($"/v1 status, completed, with {Streams:N0} event streams open", GatewayUrl($"/v1/generations/{completed}/status"), auth, gateway: true);
-        var (openRss, streamsConnected) = await MeasureWithStreamsAsync(withStreams, ceiling, nginx, client, cancellationToken);
+        var (openRss, streamsConnected) = await MeasureWithStreamsAsync(withStreams, ceiling, nginx, client, rounds, cancellationToken);
         rows.Add(withStreams);
 
         Console.WriteLine(Report(rows, rounds, proxiedStatusCalls, openRss, streamsConnected));
@@ -273,9 +273,12 @@ internal sealed class ThroughputRun : IAsyncDisposable
         return peak;
     }
 
-    /// <summary>Opens 1,000 event streams on running generations, measures RSS with them open, then under wrk; closes them.</summary>
+    /// <summary>
+    /// Opens 1,000 event streams on running generations, measures RSS with them open, then under wrk for as many rounds
+    /// as the other rows (each right after the ceiling and nginx, the medians reported like theirs); closes them.
+    /// </summary>
     private async Task<(long OpenRssKiB, int Connected)> MeasureWithStreamsAsync(
-        ThroughputRow row, ThroughputRow ceiling, ThroughputRow nginx, HttpClient client, CancellationToken cancellationToken)
+        ThroughputRow row, ThroughputRow ceiling, ThroughputRow nginx, HttpClient client, int rounds, CancellationToken cancellationToken)
     {
         Console.WriteLine($"opening {Streams:N0} event streams on {StreamGenerations} running generations…");
         using var closing = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -328,10 +331,14 @@ internal sealed class ThroughputRun : IAsyncDisposable
         await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken);
         var open = _gateway!.Memory().RssKiB;
         Console.WriteLine($"  {Volatile.Read(ref connected):N0} streams open in {clock.Elapsed.TotalSeconds:F1} s; RSS {open / 1024.0:F1} MiB");
-        var c = await MeasureAsync(ceiling, cancellationToken);
-        var n = await MeasureAsync(nginx, cancellationToken);
-        var g = await MeasureAsync(row, cancellationToken);
-        row.Ratios.Add((g.RequestsPerSecond / c.RequestsPerSecond, g.RequestsPerSecond / n.RequestsPerSecond, g.P99Ms / n.P99Ms));
+        for (var round = 1; round <= rounds; round++)
+        {
+            var c = await MeasureAsync(ceiling, cancellationToken);
+            var n = await MeasureAsync(nginx, cancellationToken);
+            var g = await MeasureAsync(row, cancellationToken);
+            row.Ratios.Add((g.RequestsPerSecond / c.RequestsPerSecond, g.RequestsPerSecond / n.RequestsPerSecond, g.P99Ms / n.P99Ms));
+        }
+
         var stillOpen = Volatile.Read(ref connected);
         await closing.CancelAsync();
         await Task.WhenAll(streams);
