@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Claims;
 using Gateway.Hosting;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
