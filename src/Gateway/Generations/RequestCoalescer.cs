@@ -33,15 +33,9 @@ internal sealed class RequestCoalescer(TimeProvider time, GatewayMetrics metrics
         string key, TimeSpan cacheFor, Func<TState, CancellationToken, Task<T>> work, TState state, CancellationToken cancellationToken,
         string? cache = null, Func<T, bool>? keep = null)
     {
-        if (_slots.TryGetValue(key, out var existing)
-            && existing.Completion.Task.IsCompletedSuccessfully
-            && Volatile.Read(ref existing.FreshUntil) > time.GetTimestamp())
+        if (_slots.TryGetValue(key, out var existing) && existing.Completion.Task.IsCompletedSuccessfully && IsFresh(existing))
         {
-            if (cache is not null)
-            {
-                metrics.CacheLookup(cache, hit: true);
-            }
-
+            Count(cache, hit: true);
             return new((T)existing.Completion.Task.Result!);
         }
 
@@ -56,13 +50,9 @@ internal sealed class RequestCoalescer(TimeProvider time, GatewayMetrics metrics
         {
             if (_slots.TryGetValue(key, out var existing))
             {
-                if (Volatile.Read(ref existing.FreshUntil) > time.GetTimestamp())
+                if (IsFresh(existing))
                 {
-                    if (cache is not null)
-                    {
-                        metrics.CacheLookup(cache, hit: true);
-                    }
-
+                    Count(cache, hit: true);
                     return (T)(await existing.Completion.Task.WaitAsync(cancellationToken))!;
                 }
 
@@ -76,13 +66,20 @@ internal sealed class RequestCoalescer(TimeProvider time, GatewayMetrics metrics
                 continue;
             }
 
-            if (cache is not null)
-            {
-                metrics.CacheLookup(cache, hit: false);
-            }
-
+            Count(cache, hit: false);
             _ = RunSlotAsync(key, slot, cacheFor, work, state, keep);
             return (T)(await slot.Completion.Task.WaitAsync(cancellationToken))!;
+        }
+    }
+
+    /// <summary>Running (its answer is shared with whoever asks), or answered less than its <c>cacheFor</c> ago.</summary>
+    private bool IsFresh(Slot slot) => Volatile.Read(ref slot.FreshUntil) > time.GetTimestamp();
+
+    private void Count(string? cache, bool hit)
+    {
+        if (cache is not null)
+        {
+            metrics.CacheLookup(cache, hit);
         }
     }
 
