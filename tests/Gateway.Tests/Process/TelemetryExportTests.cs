@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using Gateway.Tests.Infrastructure;
 using Gateway.Tests.Infrastructure.Otlp;
 
@@ -80,6 +81,53 @@ public sealed class TelemetryExportTests(RedisServer redis, PublishedGateway pub
         // Redis commands appear inside the work they belong to, not as a root span per PING of the health probe.
         var parentless = spans.Where(s => s.Scope.Contains("StackExchangeRedis", StringComparison.Ordinal) && s.Span.ParentSpanId.IsEmpty).ToList();
         Assert.True(parentless.Count == 0, $"{parentless.Count} Redis commands were traced outside any request, e.g. {parentless.FirstOrDefault()}");
+    }
+
+    /// <summary>
+    /// The sampler an operator sets for heavy polling (README, Operations): <c>parentbased_traceidratio</c>, here with
+    /// ratio 0, so the gateway starts no trace of its own yet continues one its caller sampled, and drops one its
+    /// caller did not. The SDK reads the variables; this holds the gateway to not overriding them in code.
+    /// </summary>
+    [Fact]
+    public async Task Traces_FollowOtelTracesSampler_ContinuingOnlyTheTracesTheCallerSampled()
+    {
+        await using var receiver = await OtlpReceiver.StartAsync();
+        await using var world = await ProcessHarness.StartAsync(redis, published.Executable, settings: new Dictionary<string, string>
+        {
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+            ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = receiver.Url + "/v1/traces",
+            ["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio",
+            ["OTEL_TRACES_SAMPLER_ARG"] = "0",
+            ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
+        });
+        using var client = world.Client();
+        var sampled = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        var declined = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        async Task GetUsageAsync(string? traceparent)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/usage");
+            if (traceparent is not null)
+            {
+                request.Headers.Add("traceparent", traceparent);
+            }
+
+            using var response = await client.SendAsync(request, TestContext.Current.CancellationToken);
+            Assert.True(response.IsSuccessStatusCode, $"/v1/usage answered {(int)response.StatusCode}{world.Describe()}");
+        }
+
+        // Root requests first (ratio 0: none sampled), and one whose caller declined; then the one its caller sampled.
+        await GetUsageAsync(null);
+        await GetUsageAsync(null);
+        await GetUsageAsync($"00-{declined}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}-00");
+        await GetUsageAsync($"00-{sampled}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}-01");
+
+        var arrived = await receiver.WaitForAsync(r => r.Spans.Any(s => s.Kind == SpanKind.Server && s.TraceId == sampled), ArrivesWithin);
+        Assert.True(arrived, $"within {ArrivesWithin} the sampled caller's trace {sampled} did not arrive; got {receiver.Spans.Count} spans{world.Describe()}");
+        // The batch exporter sends every 200 ms: spans ended before the sampled one have had five sends to arrive.
+        await Task.Delay(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken);
+        var servers = receiver.Spans.Where(s => s.Kind == SpanKind.Server).ToList();
+        Assert.True(servers.All(s => s.TraceId == sampled),
+            $"only the sampled caller's request may be traced; got server spans:\n{string.Join("\n", servers)}");
     }
 
     [Fact]
