@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using Gateway.Tests.Infrastructure;
 using Gateway.Tests.Infrastructure.Otlp;
@@ -100,7 +102,21 @@ public sealed class TelemetryExportTests(RedisServer redis, PublishedGateway pub
             ["OTEL_TRACES_SAMPLER_ARG"] = "0",
             ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
         });
-        using var client = world.Client();
+        // The suite runs in-process gateways beside this test, whose tracing listens to HttpClient's activities in this
+        // process too; listening here makes that so for this test alone, whatever runs beside it.
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "System.Net.Http",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+        };
+        ActivitySource.AddActivityListener(listener);
+        // This client stands for a caller, so it sends the traceparent given here: no propagator of this process adds its own.
+        using var client = new HttpClient(new ContractCheckingHandler(world.Contract,
+            new SocketsHttpHandler { ActivityHeadersPropagator = DistributedContextPropagator.CreateNoOutputPropagator() }))
+        {
+            BaseAddress = world.Gateway.BaseAddress,
+            DefaultRequestHeaders = { Authorization = new AuthenticationHeaderValue("Bearer", ProcessHarness.ClientKey) },
+        };
         var sampled = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         var declined = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         async Task GetUsageAsync(string? traceparent)
