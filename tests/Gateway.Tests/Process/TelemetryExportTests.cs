@@ -1,8 +1,9 @@
-using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using Gateway.Tests.Infrastructure;
 using Gateway.Tests.Infrastructure.Otlp;
+using OpenTelemetry.Trace;
+using SpanKind = Gateway.Tests.Infrastructure.Otlp.SpanKind;
 
 namespace Gateway.Tests.Process;
 
@@ -102,17 +103,12 @@ public sealed class TelemetryExportTests(RedisServer redis, PublishedGateway pub
             ["OTEL_TRACES_SAMPLER_ARG"] = "0",
             ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
         });
-        // The suite runs in-process gateways beside this test, whose tracing listens to HttpClient's activities in this
-        // process too; listening here makes that so for this test alone, whatever runs beside it.
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = source => source.Name == "System.Net.Http",
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-        };
-        ActivitySource.AddActivityListener(listener);
-        // This client stands for a caller, so it sends the traceparent given here: no propagator of this process adds its own.
-        using var client = new HttpClient(new ContractCheckingHandler(world.Contract,
-            new SocketsHttpHandler { ActivityHeadersPropagator = DistributedContextPropagator.CreateNoOutputPropagator() }))
+        // The suite runs in-process gateways beside this test, whose tracing instruments HttpClient in this process too
+        // (and injects its own traceparent over a request's); instrumenting it here makes that so whatever runs beside.
+        using var tracing = OpenTelemetry.Sdk.CreateTracerProviderBuilder().AddHttpClientInstrumentation().Build();
+        // This client stands for a caller, so it sends the traceparent given here and no other: without a propagator
+        // the handler makes no activity, so no instrumentation of this process sees the request to write its own.
+        using var client = new HttpClient(new ContractCheckingHandler(world.Contract, new SocketsHttpHandler { ActivityHeadersPropagator = null }))
         {
             BaseAddress = world.Gateway.BaseAddress,
             DefaultRequestHeaders = { Authorization = new AuthenticationHeaderValue("Bearer", ProcessHarness.ClientKey) },
@@ -138,7 +134,7 @@ public sealed class TelemetryExportTests(RedisServer redis, PublishedGateway pub
         await GetUsageAsync($"00-{sampled}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}-01");
 
         var arrived = await receiver.WaitForAsync(r => r.Spans.Any(s => s.Kind == SpanKind.Server && s.TraceId == sampled), ArrivesWithin);
-        Assert.True(arrived, $"within {ArrivesWithin} the sampled caller's trace {sampled} did not arrive; got {receiver.Spans.Count} spans{world.Describe()}");
+        Assert.True(arrived, $"within {ArrivesWithin} the sampled caller's trace {sampled} did not arrive; got {receiver.Spans.Count} spans:\n{string.Join("\n", receiver.Spans.Select(s => $"{s.TraceId} {s}"))}{world.Describe()}");
         // The batch exporter sends every 200 ms: spans ended before the sampled one have had five sends to arrive.
         await Task.Delay(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken);
         var servers = receiver.Spans.Where(s => s.Kind == SpanKind.Server).ToList();
