@@ -97,10 +97,20 @@ public sealed class ProcessHarness : IAsyncDisposable
     /// <summary>What the gateway answered this harness's clients that docs/openapi.json does not describe; any fails the test on dispose.</summary>
     public ContractViolations Contract { get; } = new();
 
-    /// <summary>A client with its own connection pool; <paramref name="key"/> null sends no credentials. Its answers are checked against the contract.</summary>
-    public HttpClient Client(string? key = ClientKey)
+    /// <summary>
+    /// A client with its own connection pool; <paramref name="key"/> null sends no credentials. Its answers are checked
+    /// against the contract. <paramref name="traced"/> false: its handler makes no activity, so no tracing in this test
+    /// process (the in-process gateways' HttpClient instrumentation) writes a <c>traceparent</c> over a request's own.
+    /// </summary>
+    public HttpClient Client(string? key = ClientKey, bool traced = true)
     {
-        var client = new HttpClient(new ContractCheckingHandler(Contract, new SocketsHttpHandler { MaxConnectionsPerServer = 64 }))
+        var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 64 };
+        if (!traced)
+        {
+            handler.ActivityHeadersPropagator = null;
+        }
+
+        var client = new HttpClient(new ContractCheckingHandler(Contract, handler))
         {
             BaseAddress = Gateway.BaseAddress,
             Timeout = TimeSpan.FromSeconds(30),

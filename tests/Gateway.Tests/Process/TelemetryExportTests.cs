@@ -1,4 +1,3 @@
-using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using Gateway.Tests.Infrastructure;
 using Gateway.Tests.Infrastructure.Otlp;
@@ -106,13 +105,8 @@ public sealed class TelemetryExportTests(RedisServer redis, PublishedGateway pub
         // The suite runs in-process gateways beside this test, whose tracing instruments HttpClient in this process too
         // (and injects its own traceparent over a request's); instrumenting it here makes that so whatever runs beside.
         using var tracing = OpenTelemetry.Sdk.CreateTracerProviderBuilder().AddHttpClientInstrumentation().Build();
-        // This client stands for a caller, so it sends the traceparent given here and no other: without a propagator
-        // the handler makes no activity, so no instrumentation of this process sees the request to write its own.
-        using var client = new HttpClient(new ContractCheckingHandler(world.Contract, new SocketsHttpHandler { ActivityHeadersPropagator = null }))
-        {
-            BaseAddress = world.Gateway.BaseAddress,
-            DefaultRequestHeaders = { Authorization = new AuthenticationHeaderValue("Bearer", ProcessHarness.ClientKey) },
-        };
+        // This client stands for a caller, so it sends the traceparent given here and no other.
+        using var client = world.Client(traced: false);
         var sampled = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         var declined = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         async Task GetUsageAsync(string? traceparent)
@@ -134,7 +128,7 @@ public sealed class TelemetryExportTests(RedisServer redis, PublishedGateway pub
         await GetUsageAsync($"00-{sampled}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}-01");
 
         var arrived = await receiver.WaitForAsync(r => r.Spans.Any(s => s.Kind == SpanKind.Server && s.TraceId == sampled), ArrivesWithin);
-        Assert.True(arrived, $"within {ArrivesWithin} the sampled caller's trace {sampled} did not arrive; got {receiver.Spans.Count} spans:\n{string.Join("\n", receiver.Spans.Select(s => $"{s.TraceId} {s}"))}{world.Describe()}");
+        Assert.True(arrived, $"within {ArrivesWithin} the sampled caller's trace {sampled} did not arrive; got {receiver.Spans.Count} spans:\n{string.Join("\n", receiver.Spans)}{world.Describe()}");
         // The batch exporter sends every 200 ms: spans ended before the sampled one have had five sends to arrive.
         await Task.Delay(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken);
         var servers = receiver.Spans.Where(s => s.Kind == SpanKind.Server).ToList();

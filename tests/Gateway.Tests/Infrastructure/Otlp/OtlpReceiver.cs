@@ -23,7 +23,7 @@ public sealed record ReceivedSpan(IReadOnlyDictionary<string, string> Resource, 
     public string? Attribute(string key) => Span.Attributes.FirstOrDefault(a => a.Key == key)?.Value is { } value ? OtlpReceiver.Text(value) : null;
 
     public override string ToString() =>
-        $"{Kind} '{Name}' ({Scope}) {{{string.Join(", ", Span.Attributes.Select(a => $"{a.Key}={OtlpReceiver.Text(a.Value)}"))}}}";
+        $"{Kind} '{Name}' ({Scope}) trace {TraceId} {{{string.Join(", ", Span.Attributes.Select(a => $"{a.Key}={OtlpReceiver.Text(a.Value)}"))}}}";
 }
 
 /// <summary>
